@@ -1,0 +1,37 @@
+"""gradwise: neural networks on NumPy with hand-derived backward passes, gradient checks and diagnostics."""
+
+from gradwise import data
+from gradwise import diagnostics
+from gradwise import init
+from gradwise import layers
+from gradwise import losses
+from gradwise import optim
+from gradwise.core import Layer
+from gradwise.core import Parameter
+from gradwise.core import Sequential
+from gradwise.random import default_rng
+from gradwise.random import manual_seed
+from gradwise.training import callbacks
+from gradwise.training import metrics
+from gradwise.training.trainer import History
+from gradwise.training.trainer import Trainer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "History",
+    "Layer",
+    "Parameter",
+    "Sequential",
+    "Trainer",
+    "callbacks",
+    "data",
+    "default_rng",
+    "diagnostics",
+    "init",
+    "layers",
+    "losses",
+    "manual_seed",
+    "metrics",
+    "optim",
+]

@@ -1,0 +1,287 @@
+"""The layer protocol: `Parameter`, `Layer` and `Sequential`.
+
+A `Layer` computes `forward(x)`, caching only what its `backward(grad_out)` needs; `backward`
+accumulates (`+=`) into each `Parameter.grad` and returns the gradient with respect to the input.
+Parameters, buffers and sub-layers assigned as attributes are registered in assignment order, so
+`named_parameters()` gives PyTorch's dotted names (`0.weight`, `1.running_mean`, ...) and a
+`state_dict()` loads into the equivalent `torch.nn` model unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+DEFAULT_DTYPE = np.float32
+
+
+class Parameter:
+    """A trainable array and its gradient.
+
+    Parameters
+    ----------
+    data : array_like
+        The value; kept as given (no dtype change).
+    name : str
+        Its dotted name in the model it was last listed from (set by `Layer.named_parameters`).
+
+    Attributes
+    ----------
+    grad : np.ndarray
+        Same shape and dtype as `data`; layers accumulate into it, `zero_grad` clears it.
+    requires_grad : bool
+        False for a frozen parameter: optimizers skip it.
+    """
+
+    __slots__ = ("data", "grad", "name", "requires_grad")
+
+    def __init__(self, data: np.ndarray, name: str = "") -> None:
+        self.data = np.ascontiguousarray(data)
+        self.grad = np.zeros_like(self.data)
+        self.name = name
+        self.requires_grad = True
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def zero_grad(self) -> None:
+        self.grad.fill(0)
+
+    def astype(self, dtype: Any) -> None:
+        """Convert value and gradient in place (the object stays the same, so optimizers keep it)."""
+        self.data = self.data.astype(dtype)
+        self.grad = self.grad.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"Parameter({self.name or '?'}, shape={self.shape}, dtype={self.dtype})"
+
+
+class Layer:
+    """Base class of every layer and model.
+
+    Subclasses implement `forward(x)` and `backward(grad_out)`. Assigning a `Parameter`, a `Layer`
+    or (through `register_buffer`) a buffer as an attribute registers it.
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_children", {})
+        object.__setattr__(self, "training", True)
+
+    # ------------------------------------------------------------------ registration
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        for table in (self._parameters, self._children, self._buffers):
+            table.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Layer):
+            self._children[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name: str, value: np.ndarray | None) -> None:
+        """Register a non-trainable array (running statistics): saved, never optimized or decayed."""
+        self._buffers[name] = value
+        object.__setattr__(self, name, value)
+
+    def _set_buffer(self, name: str, value: np.ndarray) -> None:
+        self._buffers[name] = value
+        object.__setattr__(self, name, value)
+
+    # ------------------------------------------------------------------ computation
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward")
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} does not define backward")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    def _no_cache_error(self) -> RuntimeError:
+        return RuntimeError(
+            f"{type(self).__name__}.backward was called before forward (or twice for one forward)"
+        )
+
+    # ------------------------------------------------------------------ traversal
+    def named_children(self) -> Iterator[tuple[str, Layer]]:
+        yield from self._children.items()
+
+    def children(self) -> list[Layer]:
+        return list(self._children.values())
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
+        yield prefix, self
+        for name, child in self._children.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """Yield `(dotted_name, Parameter)` in a fixed order; also records the name on the parameter."""
+        seen: set[int] = set()
+        for mod_name, mod in self.named_modules(prefix):
+            for name, p in mod._parameters.items():
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+                p.name = f"{mod_name}.{name}" if mod_name else name
+                yield p.name, p
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        for mod_name, mod in self.named_modules(prefix):
+            for name, b in mod._buffers.items():
+                if b is not None:
+                    yield (f"{mod_name}.{name}" if mod_name else name), b
+
+    def buffers(self) -> list[np.ndarray]:
+        return [b for _, b in self.named_buffers()]
+
+    def num_parameters(self) -> int:
+        return sum(p.size for p in self.parameters())
+
+    # ------------------------------------------------------------------ modes
+    def train(self, mode: bool = True) -> Layer:
+        for _, mod in self.named_modules():
+            object.__setattr__(mod, "training", mode)
+        return self
+
+    def eval(self) -> Layer:
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    def astype(self, dtype: Any) -> Layer:
+        """Convert every parameter and floating buffer in place; returns `self` so it chains."""
+        for p in self.parameters():
+            p.astype(dtype)
+        for _, mod in self.named_modules():
+            for name, b in list(mod._buffers.items()):
+                if b is not None and np.issubdtype(b.dtype, np.floating):
+                    mod._set_buffer(name, b.astype(dtype))
+        return self
+
+    @property
+    def dtype(self) -> np.dtype:
+        params = self.parameters()
+        return params[0].dtype if params else np.dtype(DEFAULT_DTYPE)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of parameters and buffers under PyTorch's dotted names, in registration order."""
+        state: dict[str, np.ndarray] = {}
+        for mod_name, mod in self.named_modules():
+            pre = f"{mod_name}." if mod_name else ""
+            for name, p in mod._parameters.items():
+                state[pre + name] = p.data.copy()
+            for name, b in mod._buffers.items():
+                if b is not None:
+                    state[pre + name] = np.array(b, copy=True)
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
+        """Copy arrays into parameters and buffers, keeping each one's dtype.
+
+        Raises `KeyError` naming missing or unexpected keys (when `strict`) and `ValueError` naming
+        the key and both shapes on a shape mismatch. Nothing is changed unless everything fits.
+        """
+        targets: dict[str, tuple[Layer, str, bool]] = {}
+        for mod_name, mod in self.named_modules():
+            pre = f"{mod_name}." if mod_name else ""
+            for name in mod._parameters:
+                targets[pre + name] = (mod, name, True)
+            for name, b in mod._buffers.items():
+                if b is not None:
+                    targets[pre + name] = (mod, name, False)
+        missing = [k for k in targets if k not in state]
+        unexpected = [k for k in state if k not in targets]
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"{type(self).__name__}.load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
+            )
+        for key, (mod, name, is_param) in targets.items():
+            if key not in state:
+                continue
+            current = mod._parameters[name].data if is_param else mod._buffers[name]
+            value = np.asarray(state[key])
+            if value.shape != current.shape:
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: {key!r} has shape {value.shape} "
+                    f"in the state dict but {current.shape} in the model"
+                )
+        for key, (mod, name, is_param) in targets.items():
+            if key not in state:
+                continue
+            if is_param:
+                p = mod._parameters[name]
+                p.data[...] = np.asarray(state[key], dtype=p.dtype)
+            else:
+                b = mod._buffers[name]
+                mod._set_buffer(name, np.asarray(state[key], dtype=b.dtype).copy())
+
+    # ------------------------------------------------------------------ display
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        if not self._children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for name, child in self._children.items():
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+class Sequential(Layer):
+    """Layers applied in order; `backward` runs them in reverse.
+
+    Children are named `"0"`, `"1"`, ... like `torch.nn.Sequential`.
+    """
+
+    def __init__(self, *layers: Layer) -> None:
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential: item {i} is {type(layer).__name__}, not a Layer")
+            setattr(self, str(i), layer)
+
+    @property
+    def layers(self) -> list[Layer]:
+        return list(self._children.values())
+
+    def __len__(self) -> int:
+        return len(self._children)
+
+    def __getitem__(self, i: int) -> Layer:
+        return self.layers[i]
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for layer in self._children.values():
+            x = layer.forward(x)
+        return x
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        for layer in reversed(self._children.values()):
+            grad_out = layer.backward(grad_out)
+        return grad_out

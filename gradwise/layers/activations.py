@@ -1,0 +1,239 @@
+"""Element-wise activations and Maxout.
+
+Each backward multiplies the upstream gradient by the local derivative, written in terms of what
+forward already computed (the output for sigmoid/tanh/ELU, a mask for ReLU), so nothing is
+recomputed. Inputs are cast to float32 unless they already are a floating type.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gradwise.core import DEFAULT_DTYPE, Layer
+
+
+def _as_float(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    return x if np.issubdtype(x.dtype, np.floating) else x.astype(DEFAULT_DTYPE)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) without overflow: exp is only taken of -|x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+class _Elementwise(Layer):
+    """Shared plumbing: forward stores one array for backward; backward refuses without it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cache: np.ndarray | None = None
+
+    def _take_cache(self) -> np.ndarray:
+        if self._cache is None:
+            raise self._no_cache_error()
+        cache, self._cache = self._cache, None
+        return cache
+
+
+class ReLU(_Elementwise):
+    """max(0, x); derivative 1 where x > 0, else 0 (0 at the kink, as PyTorch)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = _as_float(x)
+        self._cache = x > 0
+        return x * self._cache
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return grad_out * self._take_cache()
+
+
+class LeakyReLU(_Elementwise):
+    """x if x > 0 else negative_slope * x (Maas et al., 2013)."""
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = _as_float(x)
+        self._cache = x > 0
+        return np.where(self._cache, x, x * x.dtype.type(self.negative_slope))
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        mask = self._take_cache()
+        return np.where(mask, grad_out, grad_out * grad_out.dtype.type(self.negative_slope))
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(_Elementwise):
+    """x if x > 0 else alpha * (exp(x) - 1) (Clevert et al., 2016); derivative 1 or y + alpha."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+        self._mask: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = _as_float(x)
+        a = x.dtype.type(self.alpha)
+        self._mask = x > 0
+        y = np.where(self._mask, x, a * np.expm1(np.minimum(x, 0)))
+        self._cache = y
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        y = self._take_cache()
+        a = y.dtype.type(self.alpha)
+        return grad_out * np.where(self._mask, 1, y + a).astype(y.dtype, copy=False)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class Sigmoid(_Elementwise):
+    """1 / (1 + exp(-x)); derivative y (1 - y)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = _sigmoid(_as_float(x))
+        self._cache = y
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        y = self._take_cache()
+        return grad_out * y * (1 - y)
+
+
+class Tanh(_Elementwise):
+    """tanh(x); derivative 1 - y^2."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = np.tanh(_as_float(x))
+        self._cache = y
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        y = self._take_cache()
+        return grad_out * (1 - y * y)
+
+
+class Softplus(_Elementwise):
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch's form).
+
+    Derivative sigmoid(beta x), and 1 in the linear region.
+    """
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        if beta <= 0:
+            raise ValueError(f"Softplus: {beta=} must be > 0")
+        self.beta = float(beta)
+        self.threshold = float(threshold)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = _as_float(x)
+        bx = x * x.dtype.type(self.beta)
+        self._cache = bx
+        # log(1 + e^z) = max(z, 0) + log1p(e^-|z|) never overflows
+        soft = (np.maximum(bx, 0) + np.log1p(np.exp(-np.abs(bx)))) / x.dtype.type(self.beta)
+        return np.where(bx > self.threshold, x, soft)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        bx = self._take_cache()
+        return grad_out * np.where(bx > self.threshold, 1, _sigmoid(bx)).astype(bx.dtype, copy=False)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+class GELU(_Elementwise):
+    """x Phi(x), Phi the standard normal CDF (Hendrycks & Gimpel, 2016).
+
+    ``approximate="none"`` uses the exact erf (as PyTorch's default); ``"tanh"`` uses
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the form of BERT and GPT-2.
+    Derivative (exact form): Phi(x) + x phi(x).
+    """
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: {approximate=} must be 'none' or 'tanh'")
+        self.approximate = approximate
+        self._aux: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = _as_float(x)
+        self._cache = x
+        if self.approximate == "none":
+            cdf = (0.5 * (1.0 + _erf(x.astype(np.float64) / math.sqrt(2.0)))).astype(x.dtype)
+            self._aux = cdf
+            return x * cdf
+        c = x.dtype.type(math.sqrt(2.0 / math.pi))
+        t = np.tanh(c * (x + x.dtype.type(0.044715) * x**3))
+        self._aux = t
+        return 0.5 * x * (1 + t)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        x = self._take_cache()
+        aux = self._aux
+        if self.approximate == "none":
+            pdf = np.exp(-0.5 * x * x) / x.dtype.type(math.sqrt(2.0 * math.pi))
+            return grad_out * (aux + x * pdf)
+        c = x.dtype.type(math.sqrt(2.0 / math.pi))
+        dt = (1 - aux * aux) * c * (1 + x.dtype.type(3 * 0.044715) * x * x)
+        return grad_out * (0.5 * (1 + aux) + 0.5 * x * dt)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class Maxout(Layer):
+    """The maximum over groups of `pieces` consecutive channels (Goodfellow et al., 2013).
+
+    Put it after a `Linear(in, out * pieces)` (or a convolution with `out * pieces` channels) to get
+    a maxout unit: h_i = max_j (W_ij x + b_ij). The gradient flows to the winner of each group only
+    (the first one on ties, as `argmax`).
+
+    Shapes: (N, C, *) -> (N, C // pieces, *); C must be divisible by `pieces`.
+    """
+
+    def __init__(self, pieces: int) -> None:
+        super().__init__()
+        if pieces < 1:
+            raise ValueError(f"Maxout: {pieces=} must be >= 1")
+        self.pieces = pieces
+        self._arg: np.ndarray | None = None
+        self._shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = _as_float(x)
+        if x.ndim < 2 or x.shape[1] % self.pieces:
+            raise ValueError(
+                f"Maxout(pieces={self.pieces}): input of shape {x.shape} needs a channel dimension (axis 1) "
+                f"divisible by {self.pieces}"
+            )
+        n, c = x.shape[:2]
+        grouped = x.reshape(n, c // self.pieces, self.pieces, *x.shape[2:])
+        self._arg = np.argmax(grouped, axis=2)
+        self._shape = grouped.shape
+        return np.take_along_axis(grouped, self._arg[:, :, None], axis=2)[:, :, 0]
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        if self._arg is None or self._shape is None:
+            raise self._no_cache_error()
+        grad = np.zeros(self._shape, dtype=grad_out.dtype)
+        np.put_along_axis(grad, self._arg[:, :, None], grad_out[:, :, None], axis=2)
+        self._arg = None
+        n, groups, pieces = self._shape[:3]
+        return grad.reshape(n, groups * pieces, *self._shape[3:])
+
+    def extra_repr(self) -> str:
+        return f"pieces={self.pieces}"

@@ -1,0 +1,88 @@
+"""Fully connected layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradwise import init as _init
+from gradwise.core import DEFAULT_DTYPE, Layer, Parameter
+from gradwise.random import resolve as _resolve_rng
+
+
+class Linear(Layer):
+    """y = x W^T + b.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool
+    init : str or callable
+        Weight initializer (`gradwise.init`). ``"default"`` is PyTorch's: U(-1/sqrt(in), 1/sqrt(in))
+        for weight and bias. With any other choice the bias starts at zero (Keras' convention).
+    rng : np.random.Generator, optional
+        Source of the initial weights; the library default when None.
+    dtype : numpy dtype
+        float32 unless asked otherwise.
+
+    Shapes
+    ------
+    x : (N, *, in_features) -> y : (N, *, out_features); weight : (out_features, in_features) as in
+    PyTorch; bias : (out_features,).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        init: _init.InitChoice = "default",
+        rng: np.random.Generator | None = None,
+        dtype: type | np.dtype = DEFAULT_DTYPE,
+    ) -> None:
+        super().__init__()
+        if in_features <= 0 or out_features <= 0:
+            raise ValueError(f"Linear: {in_features=} and {out_features=} must be positive")
+        rng = _resolve_rng(rng)
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = Parameter(_init.init_weight(init, (out_features, in_features), rng, dtype))
+        if bias:
+            b = (
+                _init.default_bias(in_features, out_features, rng, dtype)
+                if init == "default"
+                else np.zeros(out_features, dtype=dtype)
+            )
+            self.bias: Parameter | None = Parameter(b)
+        else:
+            self.bias = None
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=self.weight.dtype)
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"Linear({self.in_features}, {self.out_features}): input of shape {x.shape} does not end "
+                f"in {self.in_features} features (expected (N, {self.in_features}))"
+            )
+        self._x = x
+        y = x @ self.weight.data.T
+        if self.bias is not None:
+            y += self.bias.data
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        if self._x is None:
+            raise self._no_cache_error()
+        x2 = self._x.reshape(-1, self.in_features)
+        g2 = grad_out.reshape(-1, self.out_features)
+        # dL/dW = g^T x, dL/db = sum_n g, dL/dx = g W
+        self.weight.grad += g2.T @ x2
+        if self.bias is not None:
+            self.bias.grad += g2.sum(axis=0)
+        grad_in = grad_out @ self.weight.data
+        self._x = None
+        return grad_in
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
