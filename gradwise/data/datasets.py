@@ -206,20 +206,19 @@ def make_mnist1d(
 
     # The draws interleave per example (pad, scale, shift, 2 noise vectors, shear); drawing them in
     # this loop keeps the legacy stream in the official order, and everything else is vectorized.
+    # Consecutive draws of one kind are merged (rand(2) is rand() twice, randn(2L) is randn(L) twice:
+    # the legacy stream is sequential), which halves the per-call overhead.
     rs = np.random.RandomState(seed)
-    u_pad = np.empty(n)
-    u_scale = np.empty(n)
-    u_shear = np.empty(n)
+    uniforms = np.empty((n, 3))  # pad, scale, shear
     shift = np.empty(n, dtype=np.int64)
-    corr = np.empty((n, length))
-    iid = np.empty((n, length))
+    noise = np.empty((n, 2 * length))  # correlated-noise draws, then i.i.d.-noise draws
     for i in range(n):
-        u_pad[i] = rs.rand()
-        u_scale[i] = rs.rand()
+        uniforms[i, :2] = rs.random_sample(2)
         shift[i] = rs.randint(0, max_translation)  # what legacy `choice(max_translation)` draws
-        corr[i] = rs.randn(length)
-        iid[i] = rs.randn(length)
-        u_shear[i] = rs.rand()
+        noise[i] = rs.standard_normal(2 * length)
+        uniforms[i, 2] = rs.random_sample()
+    u_pad, u_scale, u_shear = uniforms.T
+    corr, iid = noise[:, :length], noise[:, length:]
     batch_shuffle = rs.permutation(n)
     seq_shuffle = rs.permutation(final_seq_length) if shuffle_seq else None
 

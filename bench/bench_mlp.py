@@ -1,0 +1,296 @@
+"""One training epoch of a 784-512-512-10 ReLU MLP: gradwise against PyTorch CPU, same process.
+
+Both libraries train the same network (same initial weights), on the same synthetic data in the
+same order (no shuffling), with batch 128, Adam (lr 1e-3), softmax cross-entropy and float32, on
+the same number of threads. Each candidate is warmed up on a few batches, then the candidates
+are timed round-robin for `--repeats` epochs and the median epoch is reported.
+
+Candidates
+----------
+gradwise, Trainer    : `Trainer(model, loss, Adam, metrics=(), progress=False).fit(loader)`,
+                       what a user of the library gets.
+gradwise, hand loop  : forward / loss / zero_grad / backward / step written out; the difference
+                       to the Trainer is the Trainer's overhead. Also gives the time per phase.
+PyTorch, default Adam: the standard loop (zero_grad, forward, loss, backward, step, loss.item())
+                       with `torch.optim.Adam(lr=1e-3)` as constructed by default.
+
+Usage::
+
+    python bench/bench_mlp.py                     # full run, 2 threads, 3 repeats
+    python bench/bench_mlp.py --threads 1 --repeats 5
+    python bench/bench_mlp.py --unset-openblas-env  # measure without OPENBLAS_CORETYPE/_L2_SIZE
+    python bench/bench_mlp.py --quick             # smoke test (2,048 samples, 1 repeat)
+
+The thread count is set through OMP/OPENBLAS/MKL_NUM_THREADS, so the script re-executes itself
+with those variables when the environment does not already have them (see `common.pin_threads`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+for _path in (str(_HERE.parent), str(_HERE)):  # gradwise from this checkout, then bench/common.py
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import common  # noqa: E402  (imports no numpy at module level: threads are pinned first)
+
+SIZES = (784, 512, 512, 10)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP threads for both libraries (default 2)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed epochs per candidate (default 3; 1 with --quick)")
+    parser.add_argument("--samples", type=int, default=None, help="samples per epoch (default 60000; 2048 with --quick)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--warmup-batches", type=int, default=None, help="warm-up batches per candidate (default 5; 2 with --quick)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="tiny run for CI smoke tests (numbers are meaningless)")
+    parser.add_argument(
+        "--unset-openblas-env",
+        action="store_true",
+        help="re-run without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (OpenBLAS then detects the CPU itself)",
+    )
+    parser.add_argument(
+        "--torch-adam-variants",
+        action="store_true",
+        help="also time PyTorch with Adam(foreach=True) and Adam(fused=True)",
+    )
+    args = parser.parse_args(argv)
+    args.repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
+    args.samples = args.samples if args.samples is not None else (2048 if args.quick else 60_000)
+    args.warmup_batches = args.warmup_batches if args.warmup_batches is not None else (2 if args.quick else 5)
+    for name in ("repeats", "samples", "batch_size", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    return args
+
+
+def epoch_flops(n: int) -> float:
+    """FLOPs of the matrix products of one epoch: forward, weight gradients, input gradients
+    except for the first layer (whose input gradient no one needs)."""
+    macs = [a * b for a, b in zip(SIZES[:-1], SIZES[1:])]
+    return 2.0 * n * (2 * sum(macs) + sum(macs[1:]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Before numpy, gradwise or torch is imported: may re-exec this script.
+    original_openblas_env = common.pin_threads(args.threads, args.unset_openblas_env)
+
+    import numpy as np
+
+    import gradwise
+    from gradwise.core import Sequential
+    from gradwise.layers import Linear, ReLU
+    from gradwise.losses import SoftmaxCrossEntropy
+    from gradwise.optim import Adam
+
+    try:
+        import torch
+    except ImportError:
+        print("PyTorch is not installed; nothing to compare with.", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+
+    n, bs = args.samples, args.batch_size
+    data_rng = np.random.default_rng(args.seed)
+    x = data_rng.standard_normal((n, SIZES[0]), dtype=np.float32)
+    y = data_rng.integers(0, SIZES[-1], size=n, dtype=np.int64)
+    n_warm = min(n, args.warmup_batches * bs)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)  # shared memory, no copy
+
+    # ------------------------------------------------------------------ models (same weights)
+    def gradwise_model() -> Sequential:
+        rng = np.random.default_rng(args.seed + 1)
+        layers = []
+        for i, (fan_in, fan_out) in enumerate(zip(SIZES[:-1], SIZES[1:])):
+            layers.append(Linear(fan_in, fan_out, rng=rng))
+            if i < len(SIZES) - 2:
+                layers.append(ReLU())
+        return Sequential(*layers)
+
+    def torch_model() -> torch.nn.Module:
+        layers: list[torch.nn.Module] = []
+        for i, (fan_in, fan_out) in enumerate(zip(SIZES[:-1], SIZES[1:])):
+            layers.append(torch.nn.Linear(fan_in, fan_out))
+            if i < len(SIZES) - 2:
+                layers.append(torch.nn.ReLU())
+        model = torch.nn.Sequential(*layers)
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in gradwise_model().state_dict().items()})
+        return model
+
+    # ------------------------------------------------------------------ epoch functions
+    hand_phases: list[dict[str, float]] = []
+
+    def gradwise_hand_epoch(model, loss_fn, opt, xs, ys, record: bool) -> None:
+        # Phases are timed with bare perf_counter calls: ~0.1 us each, 6 per batch.
+        clock = time.perf_counter
+        fwd = loss_t = zero = bwd = step = 0.0
+        t_start = clock()
+        for start in range(0, len(xs), bs):
+            xb, yb = xs[start : start + bs], ys[start : start + bs]
+            t0 = clock()
+            scores = model.forward(xb)
+            t1 = clock()
+            loss_fn.forward(scores, yb)
+            t2 = clock()
+            opt.zero_grad()
+            t3 = clock()
+            model.backward(loss_fn.backward())
+            t4 = clock()
+            opt.step()
+            t5 = clock()
+            fwd += t1 - t0
+            loss_t += t2 - t1
+            zero += t3 - t2
+            bwd += t4 - t3
+            step += t5 - t4
+        total = clock() - t_start
+        if record:
+            hand_phases.append(
+                {
+                    "forward (3 Linear + 2 ReLU)": fwd,
+                    "loss (softmax CE, value + grad)": loss_t,
+                    "zero_grad": zero,
+                    "backward (3 Linear + 2 ReLU)": bwd,
+                    "optimizer step (Adam)": step,
+                    "loop, slicing, timers": total - (fwd + loss_t + zero + bwd + step),
+                }
+            )
+
+    def torch_epoch(model, loss_fn, opt, xs, ys) -> None:
+        for start in range(0, len(xs), bs):
+            xb, yb = xs[start : start + bs], ys[start : start + bs]
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+            loss.item()  # as gradwise, whose loss returns a Python float every batch
+
+    candidates: dict = {}
+    warmups: dict = {}
+    notes: list[str] = []
+
+    # (a) gradwise with the Trainer, if the Trainer and DataLoader are there and work.
+    name_trainer = "gradwise, Trainer"
+    try:
+        from gradwise.data.loader import DataLoader
+        from gradwise.training.trainer import Trainer
+
+        model_a = gradwise_model()
+        trainer = Trainer(model_a, SoftmaxCrossEntropy(), Adam(model_a.parameters(), lr=1e-3), metrics=(), progress=False)
+        loader_rng = np.random.default_rng(args.seed + 2)
+        loader = DataLoader(x, y, batch_size=bs, shuffle=False, rng=loader_rng)
+        warm_loader = DataLoader(x[:n_warm], y[:n_warm], batch_size=bs, shuffle=False, rng=loader_rng)
+        warm_loader_len = sum(1 for _ in warm_loader)
+        warmups[name_trainer] = lambda: trainer.fit(warm_loader, epochs=1)
+        candidates[name_trainer] = lambda: trainer.fit(loader, epochs=1)
+        warmups[name_trainer]()  # fail here, not in the middle of the timed runs
+        if warm_loader_len != -(-n_warm // bs):
+            notes.append(f"DataLoader gave {warm_loader_len} batches for {n_warm} samples (expected {-(-n_warm // bs)})")
+    except Exception as err:  # the Trainer is work in progress; report instead of failing
+        candidates.pop(name_trainer, None)
+        warmups.pop(name_trainer, None)
+        notes.append(f"{name_trainer}: not measured ({type(err).__name__}: {err})")
+
+    # (b) gradwise hand loop.
+    model_b, loss_b = gradwise_model(), SoftmaxCrossEntropy()
+    opt_b = Adam(model_b.parameters(), lr=1e-3)
+    name_hand = "gradwise, hand loop"
+    warmups[name_hand] = lambda: gradwise_hand_epoch(model_b, loss_b, opt_b, x[:n_warm], y[:n_warm], False)
+    candidates[name_hand] = lambda: gradwise_hand_epoch(model_b, loss_b, opt_b, x, y, True)
+
+    # (c) PyTorch, default Adam (and optionally the explicit variants).
+    torch_setups = {"PyTorch, default Adam": {}}
+    if args.torch_adam_variants:
+        torch_setups["PyTorch, Adam(foreach=True)"] = {"foreach": True}
+        torch_setups["PyTorch, Adam(fused=True)"] = {"fused": True}
+    first_torch = next(iter(torch_setups))
+    for name, kwargs in torch_setups.items():
+        model_t = torch_model()
+        opt_t = torch.optim.Adam(model_t.parameters(), lr=1e-3, **kwargs)
+        setup = (model_t, torch.nn.CrossEntropyLoss(), opt_t)
+        warmups[name] = lambda s=setup: torch_epoch(*s, xt[:n_warm], yt[:n_warm])
+        candidates[name] = lambda s=setup: torch_epoch(*s, xt, yt)
+
+    # Same network, same data: the first-batch losses must agree before anything is timed.
+    loss0_g = SoftmaxCrossEntropy().forward(gradwise_model().forward(x[:bs]), y[:bs])
+    with torch.no_grad():
+        loss0_t = float(torch.nn.functional.cross_entropy(torch_model()(xt[:bs]), yt[:bs]))
+
+    # sgemm rate: a quick check of the BLAS kernel (the OpenBLAS variables change it).
+    a = np.ones((1024, 1024), dtype=np.float32)
+    a @ a
+    gemm_s = min(common.time_call(lambda: a @ a) for _ in range(5))
+    gemm_gflops = 2 * 1024**3 / gemm_s / 1e9
+
+    times = common.time_interleaved(candidates, args.repeats, warmup=warmups)
+
+    # ------------------------------------------------------------------ report
+    n_batches = -(-n // bs)
+    print(f"MLP {'-'.join(map(str, SIZES))} ReLU, float32, batch {bs}, Adam lr 1e-3, softmax CE, "
+          f"{n:,} samples ({n_batches} batches, no shuffle), median of {args.repeats} epoch(s)"
+          + ("  [--quick: smoke test, not a measurement]" if args.quick else ""))
+    print(f"date       : {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    print(f"machine    : {common.cpu_line()}")
+    print(f"threads    : {args.threads} (OMP/OPENBLAS/MKL_NUM_THREADS={args.threads}, "
+          f"torch.get_num_threads()={torch.get_num_threads()})")
+    print(f"numpy      : {common.numpy_blas_line()}")
+    for line in common.blas_runtime():
+        print(f"BLAS runtime: {line}")
+    print(f"OpenBLAS env: {common.openblas_env_line(original_openblas_env)}")
+    print(f"sgemm 1024^3: {gemm_gflops:.0f} GFLOP/s (numpy, best of 5)")
+    print(f"versions   : gradwise {gradwise.__version__}, torch {torch.__version__}")
+    print(f"torch Adam : default resolves to {_torch_adam_impl(torch, candidates)} on CPU")
+    print(f"check      : first-batch loss gradwise {loss0_g:.6f}, torch {loss0_t:.6f}")
+    for note in notes:
+        print(f"note       : {note}")
+    print()
+
+    ref = common.median(times[first_torch])
+    width = max(len(k) for k in times)
+    print(f"{'candidate':<{width}}  {'epoch (s)':>9}  {'ms/batch':>8}  {'vs PyTorch':>10}  runs (s)")
+    for name, ts in times.items():
+        med = common.median(ts)
+        runs = " ".join(f"{t:.3f}" for t in ts)
+        print(f"{name:<{width}}  {med:9.3f}  {1e3 * med / n_batches:8.2f}  {med / ref:9.2f}x  {runs}")
+    print()
+    for name in (name_trainer, name_hand):
+        if name in times:
+            print(f"ratio {name.replace('gradwise, ', 'gradwise ')} / PyTorch: "
+                  f"{common.median(times[name]) / ref:.2f}  (< 1: gradwise is faster)")
+    if name_trainer in times:
+        over = common.median(times[name_trainer]) - common.median(times[name_hand])
+        print(f"Trainer overhead over the hand loop: {over:+.3f} s/epoch ({1e3 * over / n_batches:+.2f} ms/batch)")
+    floor = epoch_flops(n) / (gemm_gflops * 1e9)
+    print(f"matrix-product floor at the sgemm rate above: {floor:.3f} s/epoch ({epoch_flops(n) / 1e9:.0f} GFLOP)")
+    print()
+
+    phases = hand_phases[common.median_index(times[name_hand])]
+    total = sum(phases.values())
+    print(f"where the time goes in {name_hand} (its median epoch, {total:.3f} s):")
+    for phase, sec in phases.items():
+        print(f"  {phase:<34} {sec:7.3f} s  {100 * sec / total:5.1f} %  {1e3 * sec / n_batches:6.3f} ms/batch")
+    return 0
+
+
+def _torch_adam_impl(torch, candidates) -> str:
+    """Which Adam implementation torch picks by default for CPU float32 parameters."""
+    try:
+        from torch.optim.optimizer import _default_to_fused_or_foreach
+
+        params = [torch.zeros(2, requires_grad=True)]
+        fused, foreach = _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)
+    except Exception:  # a private function: it may move
+        return "unknown"
+    return "fused" if fused else ("foreach" if foreach else "the for-loop (single-tensor) implementation")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

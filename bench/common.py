@@ -1,0 +1,223 @@
+"""Shared helpers for the scripts in `bench/`: thread pinning, BLAS reporting, timing.
+
+Import this module before NumPy (it imports NumPy only inside functions), call `pin_threads`
+first thing in `main`, and only then import NumPy, gradwise or torch: thread counts and OpenBLAS
+tuning variables are read once, when the BLAS library is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+# Read by OpenBLAS (NumPy), libgomp/MKL (PyTorch) and other BLAS builds when they are loaded.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# OpenBLAS kernel selection and cache-size tuning; PERF-NOTES.md: they may be set on the CI
+# machines and can pick a slower kernel than the one OpenBLAS would detect.
+OPENBLAS_TUNING_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# Set on re-exec: a loop guard, and the parent's OpenBLAS tuning variables (JSON) for the header.
+_REEXEC_MARK = "GRADWISE_BENCH_REEXEC"
+_PARENT_ENV = "GRADWISE_BENCH_PARENT_OPENBLAS_ENV"
+
+
+def pin_threads(threads: int, unset_openblas_env: bool = False) -> dict[str, str | None]:
+    """Make sure this process runs with `threads` BLAS/OpenMP threads, re-executing it if needed.
+
+    Sets every variable of `THREAD_VARS` to `threads` and, with `unset_openblas_env`, removes the
+    variables of `OPENBLAS_TUNING_VARS`. If the environment already is so, nothing happens;
+    otherwise the script is re-executed (`os.execve`, same interpreter and arguments) with the new
+    environment, so that the values are in place before any library is loaded.
+
+    Returns
+    -------
+    dict
+        The OpenBLAS tuning variables as the user's shell had them (None when unset), for the
+        report: after a re-exec they come from the parent process.
+    """
+    if threads < 1:
+        raise ValueError(f"{threads=} must be >= 1")
+    env = dict(os.environ)
+    for var in THREAD_VARS:
+        env[var] = str(threads)
+    if unset_openblas_env:
+        for var in OPENBLAS_TUNING_VARS:
+            env.pop(var, None)
+    if env == dict(os.environ):
+        parent = os.environ.get(_PARENT_ENV)
+        if parent is not None:
+            return json.loads(parent)
+        return {var: os.environ.get(var) for var in OPENBLAS_TUNING_VARS}
+    if os.environ.get(_REEXEC_MARK):
+        raise RuntimeError("pin_threads: the environment is still wrong after a re-exec")
+    env[_REEXEC_MARK] = "1"
+    env[_PARENT_ENV] = json.dumps({var: os.environ.get(var) for var in OPENBLAS_TUNING_VARS})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def openblas_env_line(original: dict[str, str | None]) -> str:
+    """`OPENBLAS_CORETYPE=Haswell OPENBLAS_L2_SIZE=512`, noting the ones unset for this run."""
+    parts = []
+    for var in OPENBLAS_TUNING_VARS:
+        now = os.environ.get(var)
+        was = original.get(var)
+        if now is None and was is not None:
+            parts.append(f"{var}=<unset for this run; shell has {was}>")
+        else:
+            parts.append(f"{var}={'<unset>' if now is None else now}")
+    return "  ".join(parts)
+
+
+def _openblas_runtime_ctypes() -> list[str]:
+    """Core name and thread count of each OpenBLAS loaded in this process, read with ctypes.
+
+    The fallback when threadpoolctl is not installed; Linux only (reads /proc/self/maps).
+    """
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({ln.split()[-1] for ln in maps if "openblas" in ln.lower() and ".so" in ln})
+    except OSError:
+        return []
+    found = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        # NumPy >= 2 wheels ship scipy-openblas with prefixed, ILP64-suffixed symbols.
+        for prefix, suffix in (("scipy_openblas_", "64_"), ("scipy_openblas_", ""), ("openblas_", "64_"), ("openblas_", "")):
+            corename = getattr(lib, f"{prefix}get_corename{suffix}", None)
+            nthreads = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
+            if corename is None or nthreads is None:
+                continue
+            corename.restype = ctypes.c_char_p
+            found.append(
+                f"{os.path.basename(path)}: kernel {corename().decode()}, {nthreads()} threads"
+            )
+            break
+    return found
+
+
+def blas_runtime() -> list[str]:
+    """One line per BLAS/OpenMP library loaded: which kernel (core type) runs, with how many threads."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        lines = _openblas_runtime_ctypes()
+        return [f"{ln} (via ctypes; threadpoolctl not installed)" for ln in lines] or [
+            "unknown (threadpoolctl not installed and no OpenBLAS found with ctypes)"
+        ]
+    lines = []
+    for info in threadpool_info():
+        arch = info.get("architecture")
+        lines.append(
+            f"{info.get('internal_api')} {info.get('version') or ''} "
+            f"{'kernel ' + arch + ', ' if arch else ''}{info.get('num_threads')} threads "
+            f"({os.path.basename(info.get('filepath', ''))})"
+        )
+    return lines
+
+
+def numpy_blas_line() -> str:
+    """NumPy's BLAS in one line: `numpy 2.4.6, BLAS scipy-openblas 0.3.31.188.0 (... Haswell ...)`."""
+    import numpy as np
+
+    try:
+        config = np.show_config(mode="dicts")
+        blas = config["Build Dependencies"]["blas"]
+        extra = blas.get("openblas configuration", "")
+        return f"numpy {np.__version__}, BLAS {blas.get('name')} {blas.get('version')}" + (
+            f" [{extra}]" if extra else ""
+        )
+    except Exception as err:  # older NumPy without mode="dicts"; the report must not fail for it
+        return f"numpy {np.__version__}, BLAS unknown ({type(err).__name__})"
+
+
+def cpu_line() -> str:
+    """The CPU model name and the number of CPUs this process may use."""
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as info:
+            for ln in info:
+                if ln.startswith("model name"):
+                    model = ln.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 0
+    return f"{model}, {usable} usable CPUs"
+
+
+@dataclass
+class PhaseTimer:
+    """Accumulates wall time per named phase: `with timer("forward"): ...`.
+
+    The cost of one phase is two `perf_counter` calls (well under a microsecond).
+    """
+
+    totals: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.totals[phase] = self.totals.get(phase, 0.0) + time.perf_counter() - start
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.totals[phase] = self.totals.get(phase, 0.0) + seconds
+
+    def total(self) -> float:
+        return sum(self.totals.values())
+
+
+def time_call(fn: Callable[[], object]) -> float:
+    """Wall time of one call of `fn`, in seconds."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def time_interleaved(
+    candidates: dict[str, Callable[[], object]],
+    repeats: int,
+    warmup: dict[str, Callable[[], object]] | None = None,
+) -> dict[str, list[float]]:
+    """Time each candidate `repeats` times, round-robin, after running each warm-up once.
+
+    Interleaving (A B C A B C ...) rather than (A A A B B B ...) spreads slow drifts of the machine
+    (frequency, noisy neighbours) over all candidates, so their ratio is what stays meaningful.
+    """
+    if repeats < 1:
+        raise ValueError(f"{repeats=} must be >= 1")
+    for fn in (warmup or {}).values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            times[name].append(time_call(fn))
+    return times
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def median_index(values: list[float]) -> int:
+    """Index of the median run (the lower middle one for an even count)."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    return order[(len(values) - 1) // 2]

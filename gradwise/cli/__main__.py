@@ -1,0 +1,203 @@
+"""`gradwise` / `python -m gradwise`: train and gradcheck from TOML configs.
+
+Errors a user can fix (a bad config, bad data, an existing output directory) print one line and exit
+with code 2; `--debug` shows the traceback instead. A diverged run exits with code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def _default_config_text() -> str:
+    return resources.files("gradwise.cli").joinpath("default.toml").read_text(encoding="utf-8")
+
+
+def _load_config(path: str | None, overrides: list[str]) -> Any:
+    from gradwise.cli import config
+
+    if path is None:
+        return config.parse(_default_config_text(), "<built-in default config>", tuple(overrides))
+    return config.load(path, tuple(overrides))
+
+
+def _check_fit(model: Any, loss: Any, splits: Any, source: str) -> None:
+    """Fail before anything is written: the model must accept the inputs and the loss the labels.
+
+    One forward pass on two samples gives the output width; the loss then validates every label of
+    every split against scores of that width (zeros: only the labels are being checked).
+    """
+    from gradwise.cli.config import ConfigError
+
+    try:
+        model.eval()
+        out = model.forward(splits.x_train[:2])
+    except ValueError as e:
+        raise ConfigError(
+            f"{source}: the model does not fit the data (inputs of shape {splits.x_train.shape[1:]}): {e}"
+        ) from None
+    finally:
+        model.train()
+    for part in ("train", "val", "test"):
+        y = getattr(splits, f"y_{part}")
+        if len(y) == 0:
+            continue
+        try:
+            loss.forward(np.zeros((len(y), *out.shape[1:]), dtype=out.dtype), y)
+        except ValueError as e:
+            raise ConfigError(f"{source}: the {part} labels do not fit the model's output: {e}") from None
+
+
+def _format_metrics(values: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v:.4f}" for k, v in values.items())
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import gradwise as gw
+    from gradwise.cli import config as cfgmod
+    from gradwise.data.loader import DataLoader
+    from gradwise.training.rundir import RunDir
+
+    overrides = list(args.set or [])
+    if args.epochs is not None:
+        overrides.append(f"train.epochs={args.epochs}")
+    cfg = _load_config(args.config, overrides)
+    train_cfg = cfg.section("train")
+    seed = int(train_cfg["seed"])
+    gw.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+
+    splits = cfgmod.build_data(cfg, rng)
+    model = cfgmod.build_model(cfg, rng)
+    loss = cfgmod.build_loss(cfg)
+    _check_fit(model, loss, splits, cfg.source)
+    optimizer = cfgmod.build_optimizer(cfg, model)
+    penalty = cfgmod.build_penalty(cfg)
+    metrics = cfgmod.build_metrics(cfg)
+    # Loaders validate the data (NaN, inf, lengths); build them all before writing anything.
+    batch_size = int(train_cfg["batch_size"])
+    train_loader = DataLoader(
+        splits.x_train, splits.y_train, batch_size=batch_size, shuffle=bool(train_cfg["shuffle"]), rng=rng
+    )
+    val_loader = DataLoader(splits.x_val, splits.y_val, batch_size=1024) if len(splits.x_val) else None
+    test_loader = DataLoader(splits.x_test, splits.y_test, batch_size=1024)
+    eval_train_loader = DataLoader(splits.x_train, splits.y_train, batch_size=1024)
+
+    name = Path(args.config).stem if args.config else "default"
+    run = RunDir.create(args.out) if args.out else RunDir.new("runs", name=name)
+    run.write_config(cfg.data)
+    trainer = gw.Trainer(
+        model, loss, optimizer, metrics=metrics, penalty=penalty, progress=not args.no_progress, run_dir=run
+    )
+    print(f"gradwise: training {name} on {cfg.section('data')['dataset']} "
+          f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test), "
+          f"{model.num_parameters():,} parameters, run directory {run.path}")
+    start = time.perf_counter()
+    history = trainer.fit(train_loader, val_loader, epochs=int(train_cfg["epochs"]))
+    wall = time.perf_counter() - start
+
+    results: dict[str, Any] = {
+        "train": trainer.evaluate(eval_train_loader),
+        "test": trainer.evaluate(test_loader),
+    }
+    if val_loader is not None:
+        results["val"] = trainer.evaluate(val_loader)
+    results.update(
+        wall_time_s=round(wall, 3),
+        steps=optimizer.step_count,
+        epochs=len(history.epochs),
+        seed=seed,
+    )
+    run.write_metrics(results)
+    for part in ("train", "val", "test"):
+        if part in results:
+            print(f"{part:>5}: {_format_metrics(results[part])}")
+    headline = "accuracy" if "accuracy" in results["test"] else "loss"
+    print(f"test {headline}: {results['test'][headline]:.4f}  ({wall:.1f} s, {optimizer.step_count} steps; {run.path})")
+    return 0
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    from gradwise.cli import config as cfgmod
+    from gradwise.diagnostics import check_model
+
+    cfg = _load_config(args.config, list(args.set or []))
+    rng = np.random.default_rng(int(cfg.section("train")["seed"]))
+    splits = cfgmod.build_data(cfg, rng)
+    model = cfgmod.build_model(cfg, rng)
+    loss = cfgmod.build_loss(cfg)
+    _check_fit(model, loss, splits, cfg.source)
+    x, y = splits.x_train[: args.samples], splits.y_train[: args.samples]
+    report = check_model(
+        model,
+        loss,
+        x,
+        y,
+        penalty=cfgmod.build_penalty(cfg),
+        check_input=True,
+        max_entries=args.max_entries,
+        tolerance=args.tolerance,
+    )
+    print(report)
+    return 0 if report.passed else EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gradwise", description="Neural networks on NumPy, every number in sight.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model from a TOML config (default: an MLP on MNIST-1D)")
+    train.add_argument("config", nargs="?", help="TOML config; the built-in default when omitted")
+    train.add_argument("--out", help="run directory to create (must not exist or be empty)")
+    train.add_argument("--epochs", type=int, help="override [train] epochs")
+    train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch)")
+    train.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    train.set_defaults(func=cmd_train)
+
+    check = sub.add_parser("gradcheck", help="check the model's backward against finite differences (float64)")
+    check.add_argument("config", nargs="?", help="TOML config; the built-in default when omitted")
+    check.add_argument("--samples", type=int, default=8, help="batch size to check with (default 8)")
+    check.add_argument("--max-entries", type=int, default=200, help="entries checked per tensor (default 200)")
+    check.add_argument("--tolerance", type=float, default=1e-7, help="relative error to pass (default 1e-7)")
+    check.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    check.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    check.set_defaults(func=cmd_gradcheck)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from gradwise.cli.config import ConfigError
+    from gradwise.training.trainer import TrainingDiverged
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TrainingDiverged as e:
+        if args.debug:
+            raise
+        print(f"gradwise: training diverged: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except (ConfigError, ValueError, FileNotFoundError, FileExistsError) as e:
+        if args.debug:
+            raise
+        print(f"gradwise: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("gradwise: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

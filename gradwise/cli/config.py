@@ -1,0 +1,298 @@
+"""TOML configuration -> objects.
+
+This module holds the ONE explicit table from the names a config may use to the classes they build;
+nothing else in gradwise looks classes up by string. Every key is validated against the signature of
+the class it configures, so a misspelled key is reported with the file, the section and the valid
+choices before anything is trained or written.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gradwise import layers, losses, optim
+from gradwise.core import Layer, Sequential
+from gradwise.training import metrics as _metrics
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file, the key and the valid choices."""
+
+
+LAYERS: dict[str, type[Layer]] = {
+    "Linear": layers.Linear,
+    "Flatten": layers.Flatten,
+    "ReLU": layers.ReLU,
+    "LeakyReLU": layers.LeakyReLU,
+    "ELU": layers.ELU,
+    "Sigmoid": layers.Sigmoid,
+    "Tanh": layers.Tanh,
+    "Softplus": layers.Softplus,
+    "GELU": layers.GELU,
+    "Maxout": layers.Maxout,
+}
+LOSSES: dict[str, type[losses.Loss]] = {
+    "SoftmaxCrossEntropy": losses.SoftmaxCrossEntropy,
+    "MulticlassHinge": losses.MulticlassHinge,
+    "MSE": losses.MSE,
+    "BCEWithLogits": losses.BCEWithLogits,
+}
+PENALTIES: dict[str, type[losses.Penalty]] = {
+    "L1": losses.L1,
+    "L2": losses.L2,
+    "ElasticNet": losses.ElasticNet,
+}
+OPTIMIZERS: dict[str, type[optim.Optimizer]] = {
+    "SGD": optim.SGD,
+    "Adam": optim.Adam,
+    "AdamW": optim.AdamW,
+}
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "accuracy": _metrics.accuracy,
+    "rmse": _metrics.rmse,
+    "mae": _metrics.mae,
+}
+DATASETS = ("mnist1d", "spiral")
+
+# Section -> key -> default. `None` marks a required key.
+SECTIONS: dict[str, dict[str, Any]] = {
+    "data": {
+        "dataset": None,
+        "val": 0.1,
+        "standardize": False,
+        "n_per_class": 300,
+        "n_classes": 3,
+        "noise": 0.2,
+        "test": 0.2,
+    },
+    "model": {"layers": None, "init": "default"},
+    "loss": {"type": None},
+    "optimizer": {"type": None},
+    "penalty": {"type": None},
+    "train": {"epochs": 10, "batch_size": 32, "seed": 0, "metrics": ["accuracy"], "shuffle": True},
+}
+OPEN_SECTIONS = ("loss", "optimizer", "penalty")  # further keys are the class's own arguments
+
+
+@dataclass
+class Config:
+    """A validated config: the raw dict (with defaults filled in) and where it came from."""
+
+    data: dict[str, Any]
+    source: str
+
+    def section(self, name: str) -> dict[str, Any]:
+        return self.data.get(name, {})
+
+
+def _choices(names: Mapping[str, Any] | tuple[str, ...]) -> str:
+    return ", ".join(sorted(names))
+
+
+def _lookup(table: Mapping[str, Any], name: Any, where: str, source: str) -> Any:
+    try:
+        return table[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"{source}: {where} = {name!r} is unknown; valid choices: {_choices(table)}") from None
+
+
+def _check_kwargs(cls: type, kwargs: Mapping[str, Any], where: str, source: str, skip: tuple[str, ...] = ()) -> None:
+    """Every key of `kwargs` must be a keyword argument of `cls`."""
+    params = inspect.signature(cls).parameters
+    valid = [n for n, p in params.items() if n != "self" and n not in skip and p.kind != p.VAR_POSITIONAL]
+    for key in kwargs:
+        if key not in valid:
+            raise ConfigError(
+                f"{source}: {where} has unknown key {key!r} for {cls.__name__}; valid keys: {', '.join(valid)}"
+            )
+
+
+def _apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply `section.key=value` (list items by index: `model.layers.2.out_features=64`)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected section.key=value")
+    path, raw = assignment.split("=", 1)
+    keys = path.strip().split(".")
+    if len(keys) < 2:
+        raise ConfigError(f"--set {assignment!r}: expected section.key=value, e.g. train.epochs=5")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word is a string: --set optimizer.type=SGD
+    node: Any = data
+    for k in keys[:-1]:
+        if isinstance(node, list):
+            node = node[int(k)]
+        else:
+            node = node.setdefault(k, {})
+    last = keys[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def parse(text: str, source: str = "<config>", overrides: tuple[str, ...] = ()) -> Config:
+    """Parse and validate TOML text; `overrides` are `section.key=value` strings applied first."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}") from None
+    for assignment in overrides:
+        try:
+            _apply_override(data, assignment)
+        except (IndexError, ValueError, TypeError) as e:
+            if isinstance(e, ConfigError):
+                raise
+            raise ConfigError(f"--set {assignment!r}: no such place in {source}") from None
+    return validate(data, source)
+
+
+def load(path: str | Path, overrides: tuple[str, ...] = ()) -> Config:
+    """Read and validate a TOML config file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    return parse(p.read_text(encoding="utf-8"), str(p), overrides)
+
+
+def validate(raw: Mapping[str, Any], source: str) -> Config:
+    """Fill defaults and check every section, key and name; returns a `Config`."""
+    data: dict[str, Any] = copy.deepcopy(dict(raw))
+    for section in data:
+        if section not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{section}]; valid sections: {_choices(SECTIONS)}")
+    for section, spec in SECTIONS.items():
+        if section not in data:
+            if section == "penalty":
+                continue
+            data[section] = {}
+        body = data[section]
+        if not isinstance(body, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        if section not in OPEN_SECTIONS:
+            for key in body:
+                if key not in spec:
+                    raise ConfigError(f"{source}: unknown key {key!r} in [{section}]; valid keys: {_choices(spec)}")
+        for key, default in spec.items():
+            if key not in body:
+                if default is None:
+                    raise ConfigError(f"{source}: [{section}] needs the key {key!r}")
+                body[key] = copy.deepcopy(default)
+
+    _lookup({d: d for d in DATASETS}, data["data"]["dataset"], "[data] dataset", source)
+    layer_list = data["model"]["layers"]
+    if not isinstance(layer_list, list) or not layer_list:
+        raise ConfigError(f"{source}: [model] layers must be a non-empty list of tables")
+    for i, spec in enumerate(layer_list):
+        where = f"[model] layers[{i}]"
+        if not isinstance(spec, dict) or "type" not in spec:
+            raise ConfigError(f"{source}: {where} needs a 'type' (one of {_choices(LAYERS)})")
+        cls = _lookup(LAYERS, spec["type"], f"{where} type", source)
+        _check_kwargs(cls, {k: v for k, v in spec.items() if k != "type"}, where, source, skip=("rng", "dtype"))
+    for section, table in (("loss", LOSSES), ("optimizer", OPTIMIZERS), ("penalty", PENALTIES)):
+        if section not in data:
+            continue
+        body = data[section]
+        cls = _lookup(table, body["type"], f"[{section}] type", source)
+        skip = ("params",) if section == "optimizer" else ()
+        _check_kwargs(cls, {k: v for k, v in body.items() if k != "type"}, f"[{section}]", source, skip=skip)
+    for name in data["train"]["metrics"]:
+        _lookup(METRICS, name, "[train] metrics", source)
+    return Config(data, source)
+
+
+def build_model(cfg: Config, rng: np.random.Generator) -> Sequential:
+    """A `Sequential` of the configured layers; weights drawn from `rng`."""
+    model_cfg = cfg.section("model")
+    built = []
+    for spec in model_cfg["layers"]:
+        kwargs = {k: v for k, v in spec.items() if k != "type"}
+        cls = LAYERS[spec["type"]]
+        params = inspect.signature(cls).parameters
+        if "rng" in params:
+            kwargs["rng"] = rng
+        if "init" in params and "init" not in kwargs:
+            kwargs["init"] = model_cfg["init"]
+        try:
+            built.append(cls(**kwargs))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{cfg.source}: [model] layer {spec['type']}: {e}") from None
+    return Sequential(*built)
+
+
+def _construct(cls: type, body: Mapping[str, Any], where: str, source: str, *args: Any) -> Any:
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in body.items() if k != "type"}
+    try:
+        return cls(*args, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{source}: [{where}] {e}") from None
+
+
+def build_loss(cfg: Config) -> losses.Loss:
+    body = cfg.section("loss")
+    return _construct(LOSSES[body["type"]], body, "loss", cfg.source)
+
+
+def build_penalty(cfg: Config) -> losses.Penalty | None:
+    if "penalty" not in cfg.data:
+        return None
+    body = cfg.section("penalty")
+    return _construct(PENALTIES[body["type"]], body, "penalty", cfg.source)
+
+
+def build_optimizer(cfg: Config, model: Layer) -> optim.Optimizer:
+    body = cfg.section("optimizer")
+    return _construct(OPTIMIZERS[body["type"]], body, "optimizer", cfg.source, model.parameters())
+
+
+def build_metrics(cfg: Config) -> list[Callable[[np.ndarray, np.ndarray], float]]:
+    return [METRICS[name] for name in cfg.section("train")["metrics"]]
+
+
+@dataclass
+class Splits:
+    """Arrays of one run: training, validation (may be empty) and test."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def build_data(cfg: Config, rng: np.random.Generator) -> Splits:
+    """Load the configured dataset and split off validation data from the training set only."""
+    from gradwise.data import Standardizer, load_mnist1d, make_spiral, train_test_split
+
+    body = cfg.section("data")
+    name = body["dataset"]
+    if name == "mnist1d":
+        x_train, y_train, x_test, y_test = load_mnist1d()
+    else:  # spiral
+        x, y = make_spiral(n_per_class=body["n_per_class"], n_classes=body["n_classes"], noise=body["noise"], rng=rng)
+        x_train, x_test, y_train, y_test = train_test_split(x, y, test=body["test"], stratify=y, rng=rng)
+    val = body["val"]
+    if val:
+        x_train, x_val, y_train, y_val = train_test_split(x_train, y_train, test=val, stratify=y_train, rng=rng)
+    else:
+        x_val, y_val = x_train[:0], y_train[:0]
+    if body["standardize"]:
+        scaler = Standardizer().fit(x_train)  # training statistics only
+        x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
+        x_val = scaler.transform(x_val) if len(x_val) else x_val
+    return Splits(x_train, y_train, x_val, y_val, x_test, y_test)

@@ -1,0 +1,30 @@
+"""Datasets, splits, preprocessing and mini-batch loading.
+
+See ``docs/data.md`` for a walk-through.
+"""
+
+from __future__ import annotations
+
+from gradwise.data.datasets import load_mnist1d
+from gradwise.data.datasets import make_mnist1d
+from gradwise.data.datasets import make_spiral
+from gradwise.data.datasets import mnist1d_templates
+from gradwise.data.loader import DataLoader
+from gradwise.data.preprocessing import Standardizer
+from gradwise.data.preprocessing import one_hot
+from gradwise.data.splits import kfold
+from gradwise.data.splits import train_dev_test_split
+from gradwise.data.splits import train_test_split
+
+__all__ = [
+    "DataLoader",
+    "Standardizer",
+    "kfold",
+    "load_mnist1d",
+    "make_mnist1d",
+    "make_spiral",
+    "mnist1d_templates",
+    "one_hot",
+    "train_dev_test_split",
+    "train_test_split",
+]

@@ -1,0 +1,207 @@
+"""Adam, AMSGrad and AdamW (Adam with decoupled weight decay), in PyTorch's form."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from gradwise.core import Parameter
+from gradwise.optim.optimizer import LearningRate, Optimizer
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba, 2015), with the AMSGrad and decoupled-weight-decay (AdamW) variants.
+
+    With gradient :math:`\nabla f(\theta_{t-1})`, learning rate :math:`\alpha`, decay rates
+    :math:`\beta_1, \beta_2`, weight decay :math:`\lambda` and :math:`m_0 = v_0 = 0`:
+
+    .. math::
+
+        \theta_{t-1} &\leftarrow (1 - \alpha\lambda)\,\theta_{t-1}
+            \quad\text{(decoupled only)}\\
+        g_t &= \pm\nabla f(\theta_{t-1}) + \lambda\,\theta_{t-1}
+            \quad\text{(the } \lambda \text{ term only when coupled)}\\
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t\\
+        v_t &= \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2\\
+        \hat v_t &= \max(\hat v_{t-1}, v_t) \text{ with AMSGrad, else } v_t\\
+        \theta_t &= \theta_{t-1} - \frac{\alpha}{1-\beta_1^t}\,
+            \frac{m_t}{\sqrt{\hat v_t}/\sqrt{1-\beta_2^t} + \epsilon}
+
+    Parameters
+    ----------
+    params : iterable of Parameter, or iterable of dict
+        Parameters or param groups (see `Optimizer`).
+    lr : float or callable, default 1e-3
+        :math:`\alpha`, or a schedule ``f(step) -> float``.
+    betas : (float, float), default (0.9, 0.999)
+        :math:`(\beta_1, \beta_2)`, each in [0, 1).
+    eps : float, default 1e-8
+        :math:`\epsilon > 0`, added *outside* the square root.
+    weight_decay : float, default 0
+        :math:`\lambda \ge 0`.
+    amsgrad : bool, default False
+        Normalize by the running maximum of :math:`v_t` (Reddi et al., 2018).
+    maximize : bool, default False
+        Ascend the objective instead of descending it.
+    decoupled_weight_decay : bool, default False
+        Shrink the parameters by :math:`1-\alpha\lambda` before the step (AdamW) instead of
+        adding :math:`\lambda\theta` to the gradient (L2 regularization, Adam's classic form).
+
+    Notes
+    -----
+    Conventions, all PyTorch's (so trajectories match `torch.optim.Adam`/`AdamW` to rounding):
+
+    - Bias correction is applied to the scalars, not the arrays: the step size is
+      :math:`\alpha/(1-\beta_1^t)` and :math:`\epsilon` is added to the *corrected*
+      :math:`\sqrt{v_t}/\sqrt{1-\beta_2^t}`, as in Algorithm 1 of the paper
+      (:math:`\epsilon` after :math:`\sqrt{\hat v_t}`). The "efficient" form in Section 2 of
+      the paper adds :math:`\hat\epsilon` to the uncorrected :math:`\sqrt{v_t}`, which amounts
+      to a larger epsilon early in training.
+    - :math:`t` counts this parameter's own updates (a frozen parameter's clock stops).
+    - AMSGrad keeps the maximum of the *uncorrected* :math:`v_t`, then bias-corrects it with the
+      current :math:`t`. Reddi et al. (2018) use no bias correction at all.
+    - Coupled weight decay (L2) passes through the moments and is rescaled by them; decoupled
+      decay (Loshchilov & Hutter, 2019) is not. PyTorch multiplies the decay by the learning rate
+      :math:`\alpha` (the schedule multiplier :math:`\eta_t` of the paper is folded into it),
+      so :math:`\lambda` here is the paper's :math:`\lambda` divided by :math:`\alpha`.
+
+    References
+    ----------
+    Kingma, D. P., Ba, J. (2015). Adam: A method for stochastic optimization. ICLR.
+    Reddi, S. J., Kale, S., Kumar, S. (2018). On the convergence of Adam and beyond. ICLR.
+    Loshchilov, I., Hutter, F. (2019). Decoupled weight decay regularization. ICLR.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[Mapping[str, Any]],
+        lr: LearningRate = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "betas": tuple(betas),
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": amsgrad,
+            "maximize": maximize,
+            "decoupled_weight_decay": decoupled_weight_decay,
+        }
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: Mapping[str, Any]) -> None:
+        super()._check_group(group)
+        betas, eps, weight_decay = group["betas"], group["eps"], group["weight_decay"]
+        if len(betas) != 2:
+            raise ValueError(f"{betas=} must be a pair (beta1, beta2)")
+        beta1, beta2 = betas
+        if not 0 <= beta1 < 1:
+            raise ValueError(f"{beta1=} must be in [0, 1)")
+        if not 0 <= beta2 < 1:
+            raise ValueError(f"{beta2=} must be in [0, 1)")
+        if not eps > 0:
+            raise ValueError(f"{eps=} must be > 0")
+        if not weight_decay >= 0:
+            raise ValueError(f"{weight_decay=} must be >= 0")
+
+    def _init_state(self, p: Parameter, group: Mapping[str, Any]) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "step": 0,
+            "exp_avg": np.zeros_like(p.data),      # m
+            "exp_avg_sq": np.zeros_like(p.data),   # v
+        }
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = np.zeros_like(p.data)
+        return state
+
+    def _update(
+        self, p: Parameter, state: dict[str, Any], group: Mapping[str, Any], lr: float
+    ) -> None:
+        # float(): NumPy float64 hyperparameters would promote float32 arrays.
+        beta1, beta2 = (float(b) for b in group["betas"])
+        eps = float(group["eps"])
+        wd = float(group["weight_decay"])
+        decoupled = bool(group["decoupled_weight_decay"])
+
+        state["step"] += 1
+        t = state["step"]
+        if decoupled and wd != 0:
+            # theta <- (1 - alpha * lambda) theta   (AdamW: the decay bypasses the moments)
+            np.multiply(p.data, 1 - lr * wd, out=p.data)
+        # g_t = ±grad + lambda * theta   (coupled L2 only)
+        g = self._grad_with_decay(p, 0.0 if decoupled else wd, bool(group["maximize"]))
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        tmp = self._scratch(p, 1)
+
+        # m_t = beta1 m_{t-1} + (1 - beta1) g_t
+        np.multiply(m, beta1, out=m)
+        np.multiply(g, 1 - beta1, out=tmp)
+        np.add(m, tmp, out=m)
+        # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+        np.multiply(v, beta2, out=v)
+        np.multiply(g, g, out=tmp)
+        np.multiply(tmp, 1 - beta2, out=tmp)
+        np.add(v, tmp, out=v)
+        if group["amsgrad"]:
+            # v_hat_t = max(v_hat_{t-1}, v_t), of the uncorrected v (as torch does)
+            v_max = state.get("max_exp_avg_sq")
+            if v_max is None:  # amsgrad switched on after this parameter's first step
+                v_max = state["max_exp_avg_sq"] = np.zeros_like(p.data)
+            np.maximum(v_max, v, out=v_max)
+            v = v_max
+
+        step_size = lr / (1 - beta1**t)           # alpha / (1 - beta1^t)
+        sqrt_bc2 = math.sqrt(1 - beta2**t)        # sqrt(1 - beta2^t)
+        # denominator sqrt(v_t) / sqrt(1 - beta2^t) + eps   (eps outside the root)
+        denom = tmp
+        np.sqrt(v, out=denom)
+        np.divide(denom, sqrt_bc2, out=denom)
+        np.add(denom, eps, out=denom)
+        # theta_t = theta_{t-1} - step_size * m_t / denom
+        update = denom
+        np.divide(m, denom, out=update)
+        np.multiply(update, step_size, out=update)
+        np.subtract(p.data, update, out=p.data)
+
+
+def AdamW(  # noqa: N802 -- named like the published algorithm and torch.optim.AdamW
+    params: Iterable[Parameter] | Iterable[Mapping[str, Any]],
+    lr: LearningRate = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 1e-2,
+    amsgrad: bool = False,
+    maximize: bool = False,
+) -> Adam:
+    r"""AdamW (Loshchilov & Hutter, 2019): `Adam` with decoupled weight decay, default 1e-2.
+
+    Each step first shrinks the parameters, :math:`\theta \leftarrow (1-\alpha\lambda)\theta`,
+    then takes the Adam step on the raw gradient, so the decay is not rescaled by
+    :math:`1/\sqrt{\hat v}` as L2 regularization would be. Equivalent to
+    ``Adam(..., decoupled_weight_decay=True)``; a function rather than a subclass because the
+    variant only changes the defaults (one level of classes), so the result is an `Adam`.
+
+    Parameters are those of `Adam`; `weight_decay` defaults to 1e-2 as in `torch.optim.AdamW`.
+
+    References
+    ----------
+    Loshchilov, I., Hutter, F. (2019). Decoupled weight decay regularization. ICLR.
+    """
+    return Adam(
+        params,
+        lr=lr,
+        betas=betas,
+        eps=eps,
+        weight_decay=weight_decay,
+        amsgrad=amsgrad,
+        maximize=maximize,
+        decoupled_weight_decay=True,
+    )

@@ -1,0 +1,139 @@
+"""Stochastic gradient descent with momentum and Nesterov momentum, in PyTorch's form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from gradwise.core import Parameter
+from gradwise.optim.optimizer import LearningRate, Optimizer
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent, optionally with (Nesterov) momentum and L2 weight decay.
+
+    With gradient :math:`\nabla f(\theta_{t-1})`, learning rate :math:`\eta`, momentum
+    :math:`\mu`, dampening :math:`\tau` and weight decay :math:`\lambda`:
+
+    .. math::
+
+        g_t &= \pm\nabla f(\theta_{t-1}) + \lambda\,\theta_{t-1}
+              \quad(- \text{ when maximizing})\\
+        b_t &= \begin{cases} g_1 & t = 1\\ \mu\, b_{t-1} + (1-\tau)\, g_t & t > 1\end{cases}\\
+        d_t &= \begin{cases} g_t + \mu\, b_t & \text{Nesterov}\\ b_t & \text{otherwise}
+               \end{cases}
+               \qquad(d_t = g_t \text{ when } \mu = 0)\\
+        \theta_t &= \theta_{t-1} - \eta\, d_t
+
+    Parameters
+    ----------
+    params : iterable of Parameter, or iterable of dict
+        Parameters or param groups (see `Optimizer`).
+    lr : float or callable, default 1e-3
+        :math:`\eta`, or a schedule ``f(step) -> float``. Default as in torch 2.x.
+    momentum : float, default 0
+        :math:`\mu \ge 0`; 0 disables the momentum buffer.
+    dampening : float, default 0
+        :math:`\tau`: the gradient enters the buffer with weight :math:`1-\tau` (except on the
+        first step).
+    weight_decay : float, default 0
+        :math:`\lambda \ge 0`, L2 penalty added to the gradient ("coupled" decay).
+    nesterov : bool, default False
+        Nesterov momentum; requires ``momentum > 0`` and ``dampening == 0``.
+    maximize : bool, default False
+        Ascend the objective instead of descending it.
+
+    Notes
+    -----
+    This is PyTorch's form of momentum: the learning rate multiplies the buffer when the step is
+    taken, :math:`\theta \leftarrow \theta - \eta\,b`, while Sutskever et al. (2013) fold it into
+    the velocity, :math:`v \leftarrow \mu v - \eta g,\ \theta \leftarrow \theta + v`. The two agree
+    for a constant learning rate (:math:`v = -\eta b`) and differ when the rate changes: here a new
+    rate applies at once to the whole accumulated momentum. The first step sets
+    :math:`b_1 = g_1`, not :math:`(1-\tau) g_1`. Nesterov momentum is Sutskever et al.'s (2013)
+    look-ahead rewritten, as in Bengio et al. (2013), in terms of the look-ahead point, so the
+    gradient is taken at the stored parameters and the step is :math:`g_t + \mu b_t`.
+
+    References
+    ----------
+    Polyak, B. T. (1964). Some methods of speeding up the convergence of iteration methods.
+    USSR Computational Mathematics and Mathematical Physics 4(5).
+    Sutskever, I., Martens, J., Dahl, G., Hinton, G. (2013). On the importance of initialization
+    and momentum in deep learning. ICML.
+    Bengio, Y., Boulanger-Lewandowski, N., Pascanu, R. (2013). Advances in optimizing recurrent
+    networks. ICASSP.
+    PyTorch `torch.optim.SGD` documentation, the algorithm box (the form implemented here).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[Mapping[str, Any]],
+        lr: LearningRate = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": maximize,
+        }
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: Mapping[str, Any]) -> None:
+        super()._check_group(group)
+        momentum, dampening = group["momentum"], group["dampening"]
+        weight_decay, nesterov = group["weight_decay"], group["nesterov"]
+        if not momentum >= 0:
+            raise ValueError(f"{momentum=} must be >= 0")
+        if not weight_decay >= 0:
+            raise ValueError(f"{weight_decay=} must be >= 0")
+        if nesterov and not (momentum > 0 and dampening == 0):
+            raise ValueError(f"{nesterov=} requires momentum > 0 and dampening == 0, "
+                             f"got {momentum=}, {dampening=}")
+
+    def _update(
+        self, p: Parameter, state: dict[str, Any], group: Mapping[str, Any], lr: float
+    ) -> None:
+        # float(): NumPy float64 hyperparameters would promote float32 arrays.
+        mu = float(group["momentum"])
+        tau = float(group["dampening"])
+
+        # g_t = ±grad + lambda * theta   (p.grad itself, or scratch slot 0)
+        g = self._grad_with_decay(p, float(group["weight_decay"]), bool(group["maximize"]))
+        d = g
+        if mu != 0:
+            b = state.get("momentum_buffer")
+            if b is None:
+                # b_1 = g_1, allocated once, here rather than in _init_state so that a momentum
+                # switched on later behaves as in torch.
+                b = state["momentum_buffer"] = g.copy()
+            else:
+                # b_t = mu * b_{t-1} + (1 - tau) * g_t
+                np.multiply(b, mu, out=b)
+                if tau == 0:
+                    np.add(b, g, out=b)
+                else:
+                    # g is no longer needed (Nesterov excludes dampening), so slot 0 may hold it.
+                    scaled = self._scratch(p, 0)
+                    np.multiply(g, 1 - tau, out=scaled)
+                    np.add(b, scaled, out=b)
+            if group["nesterov"]:
+                # d_t = g_t + mu * b_t
+                d = self._scratch(p, 1)
+                np.multiply(b, mu, out=d)
+                np.add(d, g, out=d)
+            else:
+                # d_t = b_t
+                d = b
+        # theta_t = theta_{t-1} - lr * d_t
+        step = self._scratch(p, 1)
+        np.multiply(d, lr, out=step)
+        np.subtract(p.data, step, out=p.data)

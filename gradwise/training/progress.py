@@ -1,0 +1,170 @@
+"""What `Trainer.fit` shows while it trains.
+
+On a terminal: a rich progress bar per epoch with the batch count, the running training loss,
+the previous epoch's metrics and the time left; each finished epoch leaves one summary line above
+the bar. Elsewhere (a log file, CI, a pipe): only the summary line, once per epoch, e.g.::
+
+    epoch 3/20  loss 0.512  acc 0.81  val_loss 0.6  val_acc 0.78  1.2s
+
+rich is imported when the first bar is drawn, never at ``import gradwise``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+__all__ = ["Progress", "NullProgress", "LineProgress", "RichProgress", "make_progress", "format_epoch_line"]
+
+# Keys that are bookkeeping rather than metrics; `time` is shown separately, at the end.
+_NOT_SHOWN = ("epoch", "lr", "time")
+
+
+def _short(key: str) -> str:
+    # Keras prints "acc" for accuracy; the long name stays the key in logs and history.
+    return key.replace("accuracy", "acc")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        v = float(value)
+        if not math.isfinite(v):
+            return str(v)
+        return f"{v:.3g}"
+    return str(value)
+
+
+def format_metrics(logs: Mapping[str, Any]) -> str:
+    """``"loss 0.512  acc 0.81  val_loss 0.6  val_acc 0.78"``: every metric of `logs`, short names."""
+    return "  ".join(f"{_short(k)} {_fmt(v)}" for k, v in logs.items() if k not in _NOT_SHOWN)
+
+
+def format_epoch_line(logs: Mapping[str, Any], total_epochs: int) -> str:
+    """One concise line for a finished epoch (``logs["epoch"]`` is 0-based, shown 1-based)."""
+    parts = [f"epoch {int(logs['epoch']) + 1}/{total_epochs}", format_metrics(logs)]
+    if "time" in logs:
+        parts.append(f"{float(logs['time']):.1f}s")
+    return "  ".join(p for p in parts if p)
+
+
+class Progress:
+    """The interface the trainer drives; this base shows nothing."""
+
+    def start(self, total_epochs: int, batches_per_epoch: int | None) -> None:
+        """Training begins; `total_epochs` counts earlier `fit` calls too (epochs are numbered across them)."""
+
+    def start_epoch(self, epoch: int) -> None:
+        """Epoch `epoch` (0-based) begins."""
+
+    def update(self, batches_done: int, running_loss: float) -> None:
+        """`batches_done` batches of the current epoch are finished; mean loss so far."""
+
+    def end_epoch(self, logs: Mapping[str, Any]) -> None:
+        """The epoch is finished, validation included; `logs` is its complete row."""
+
+    def close(self) -> None:
+        """Training ended (normally or not): release the terminal."""
+
+
+class NullProgress(Progress):
+    """``progress=False``: silence."""
+
+
+class LineProgress(Progress):
+    """One line per epoch on `stream` (for logs, CI and pipes, where a live bar is noise)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.total_epochs = 0
+
+    def start(self, total_epochs: int, batches_per_epoch: int | None) -> None:
+        self.total_epochs = total_epochs
+
+    def end_epoch(self, logs: Mapping[str, Any]) -> None:
+        self.stream.write(format_epoch_line(logs, self.total_epochs) + "\n")
+        self.stream.flush()
+
+
+class RichProgress(Progress):
+    """A rich bar per epoch: batches done, running loss, last epoch's metrics, time left."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.total_epochs = 0
+        self.batches_per_epoch: int | None = None
+        self._bar: Any = None
+        self._task: Any = None
+        self._last = ""
+
+    def start(self, total_epochs: int, batches_per_epoch: int | None) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as _RichBar
+
+        self.total_epochs = total_epochs
+        self.batches_per_epoch = batches_per_epoch
+        self._bar = _RichBar(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("[dim]{task.fields[last]}"),
+            TimeRemainingColumn(),
+            TimeElapsedColumn(),
+            console=Console(file=self.stream),
+            transient=True,
+        )
+        self._bar.start()
+
+    def start_epoch(self, epoch: int) -> None:
+        if self._bar is None:
+            return
+        description = f"epoch {epoch + 1}/{self.total_epochs}"
+        if self._task is None:
+            self._task = self._bar.add_task(description, total=self.batches_per_epoch, loss="-", last=self._last)
+        else:
+            self._bar.reset(self._task, total=self.batches_per_epoch, description=description, loss="-", last=self._last)
+
+    def update(self, batches_done: int, running_loss: float) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=batches_done, loss=_fmt(running_loss))
+
+    def end_epoch(self, logs: Mapping[str, Any]) -> None:
+        if self._bar is None:
+            return
+        self._last = "last: " + format_metrics(logs)
+        # Printed through the bar's console, the line lands above the live bar and stays.
+        self._bar.console.print(format_epoch_line(logs, self.total_epochs), highlight=False, markup=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+            self._task = None
+
+
+def make_progress(enabled: bool, stream: TextIO | None = None) -> Progress:
+    """The display for `Trainer(progress=enabled)`: a rich bar on a terminal, lines elsewhere.
+
+    Parameters
+    ----------
+    enabled : bool
+        False gives `NullProgress`.
+    stream : text stream, optional
+        Where to write; `sys.stdout` at call time by default.
+    """
+    if not enabled:
+        return NullProgress()
+    stream = sys.stdout if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    if callable(isatty) and isatty():
+        return RichProgress(stream)
+    return LineProgress(stream)

@@ -1,0 +1,300 @@
+"""The run directory: everything one training run leaves on disk.
+
+Layout (see ``docs/training.md``)::
+
+    RUN/
+      config.toml                 the resolved configuration (`write_config`)
+      history.csv                 one row per epoch (`append_history`)
+      metrics.json                final metrics, wall time, steps (`write_metrics`)
+      checkpoints/best.safetensors, checkpoints/last.safetensors   (`save_weights`)
+      plots/*.png                 (`plots_dir`)
+
+Every file is written through `atomic_write_bytes`: a temporary file in the same directory,
+flushed and fsynced, then renamed over the target with `os.replace`. A crash or a full disk
+mid-write leaves the previous version of the file intact, never a truncated one. `safetensors`
+and `tomli_w` are imported on first use, so importing gradwise stays fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import secrets
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["RunDir", "atomic_write_bytes", "rows_to_csv", "read_csv_rows"]
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write `data` to `path` so that readers see either the old file or the new one, never a mix.
+
+    Parameters
+    ----------
+    path : path-like
+        Target file; its parent directory must exist.
+    data : bytes
+        The complete new content.
+
+    Returns
+    -------
+    Path
+        `path` as a `Path`.
+    """
+    path = Path(path)
+    # Same directory as the target: os.replace is only atomic within one file system.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # os.open with mode 0o666 lets the umask decide permissions (mkstemp would force 0o600).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable on POSIX; Windows cannot open directories, and it is optional.
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ----------------------------------------------------------------------------------------- CSV
+
+
+def rows_to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> bytes:
+    """Encode rows as CSV; columns are `columns` then any other key, in first-seen order.
+
+    Floats are written with `repr` (round-trips exactly); missing values are left empty.
+    """
+    cols = list(columns or ())
+    seen = set(cols)
+    for row in rows:
+        for key in row:
+            if key not in seen:
+                seen.add(key)
+                cols.append(key)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, restval="", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_value(v) for k, v in row.items()})
+    return buf.getvalue().encode("utf-8")
+
+
+def _csv_value(v: Any) -> Any:
+    if isinstance(v, (np.generic,)):
+        v = v.item()
+    return repr(v) if isinstance(v, float) else v
+
+
+def read_csv_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a CSV written by `rows_to_csv`; numbers come back as int or float, empty cells as NaN."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: _parse_number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _parse_number(text: str) -> Any:
+    if text == "":
+        return math.nan
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+# ----------------------------------------------------------------------------------------- JSON
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types; NaN and inf become None (strict JSON has no spelling for them)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+# ----------------------------------------------------------------------------------------- RunDir
+
+
+class RunDir:
+    """A directory holding one training run.
+
+    `RunDir(path)` wraps a path without touching the disk (to read an earlier run, or to write
+    into a directory you created yourself); `RunDir.create` and `RunDir.new` create it and refuse
+    to write over an earlier run.
+
+    Parameters
+    ----------
+    path : path-like
+        The run directory.
+    """
+
+    CHECKPOINTS = "checkpoints"
+    PLOTS = "plots"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], exist_ok: bool = False) -> RunDir:
+        """Create `path` (and its parents); an existing *empty* directory is fine.
+
+        Raises
+        ------
+        FileExistsError
+            If `path` is a non-empty directory and `exist_ok` is False (an earlier run would be
+            overwritten), or if `path` is a file.
+        """
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(f"run directory {str(path)!r} exists and is a file, not a directory")
+        if path.is_dir() and not exist_ok and any(path.iterdir()):
+            raise FileExistsError(
+                f"run directory {str(path)!r} already exists and is not empty; gradwise never writes "
+                f"over an earlier run. Choose another directory (or RunDir.new(root) for a fresh "
+                f"timestamped one), or delete this one."
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    @classmethod
+    def new(cls, root: str | os.PathLike[str] = "runs", name: str = "run") -> RunDir:
+        """Create a fresh ``root/YYYYmmdd-HHMMSS-name`` directory, suffixed -2, -3, ... if taken."""
+        if not name or any(sep in name for sep in ("/", "\\", os.sep)) or name in (".", ".."):
+            raise ValueError(f"{name=} must be a plain directory name (no path separators)")
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        base = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+        for i in range(1, 10_000):
+            candidate = root / (base if i == 1 else f"{base}-{i}")
+            try:
+                # mkdir without exist_ok claims the name atomically, even against a parallel run.
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            return cls(candidate)
+        raise FileExistsError(f"could not find a free run directory name under {str(root)!r} for {base!r}")
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / self.CHECKPOINTS
+
+    @property
+    def plots_dir(self) -> Path:
+        """``RUN/plots``; created by whoever writes into it (`gradwise.viz.plot_history` does)."""
+        return self.path / self.PLOTS
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.toml"
+
+    @property
+    def history_path(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.json"
+
+    def weights_path(self, name: str) -> Path:
+        """``RUN/checkpoints/<name>.safetensors``."""
+        if not name or "/" in name or "\\" in name:
+            raise ValueError(f"checkpoint {name=} must be a plain file stem such as 'best' or 'last'")
+        return self.checkpoints_dir / f"{name}.safetensors"
+
+    # ------------------------------------------------------------------ writers
+    def write_config(self, cfg: Mapping[str, Any]) -> Path:
+        """Write `cfg` as ``config.toml`` (TOML has no null: leave out keys whose value is None)."""
+        import tomli_w
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        return atomic_write_bytes(self.config_path, tomli_w.dumps(dict(cfg)).encode("utf-8"))
+
+    def write_metrics(self, d: Mapping[str, Any]) -> Path:
+        """Write `d` as ``metrics.json`` (numpy scalars become numbers, NaN and inf become null)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(_jsonable(d), indent=2, allow_nan=False) + "\n"
+        return atomic_write_bytes(self.metrics_path, text.encode("utf-8"))
+
+    def read_metrics(self) -> dict[str, Any]:
+        return json.loads(self.metrics_path.read_text(encoding="utf-8"))
+
+    def save_weights(self, state_dict: Mapping[str, np.ndarray], name: str) -> Path:
+        """Save a state dict to ``checkpoints/<name>.safetensors`` (loads into torch unchanged)."""
+        from safetensors.numpy import save
+
+        path = self.weights_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {k: np.ascontiguousarray(v) for k, v in state_dict.items()}
+        return atomic_write_bytes(path, save(tensors))
+
+    def load_weights(self, name: str) -> dict[str, np.ndarray]:
+        """Read ``checkpoints/<name>.safetensors`` back into a state dict."""
+        from safetensors.numpy import load_file
+
+        return load_file(str(self.weights_path(name)))
+
+    def append_history(self, row: Mapping[str, Any]) -> Path:
+        """Add one epoch's row to ``history.csv``.
+
+        The whole file is rewritten atomically (histories are small), so a row with a new column
+        (a callback that adds a key to the logs) widens the header instead of misaligning rows.
+        """
+        rows = self.read_history() if self.history_path.exists() else []
+        rows.append(dict(row))
+        return self.write_history(rows)
+
+    def write_history(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None) -> Path:
+        """Write all rows to ``history.csv`` at once (a header alone when there are none)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        return atomic_write_bytes(self.history_path, rows_to_csv(list(rows), columns))
+
+    def read_history(self) -> list[dict[str, Any]]:
+        return read_csv_rows(self.history_path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"

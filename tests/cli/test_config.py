@@ -1,0 +1,121 @@
+"""Config parsing and validation: every mistake names the file, the key and the valid choices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gradwise.cli import config
+from gradwise.cli.__main__ import _default_config_text
+from gradwise.data import make_spiral
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SPIRAL = """
+[data]
+dataset = "spiral"
+n_per_class = 50
+[model]
+layers = [
+  { type = "Linear", in_features = 2, out_features = 16 },
+  { type = "ReLU" },
+  { type = "Linear", in_features = 16, out_features = 3 },
+]
+[loss]
+type = "SoftmaxCrossEntropy"
+[optimizer]
+type = "Adam"
+lr = 1e-2
+[train]
+epochs = 2
+"""
+
+
+def test_defaults_filled_in():
+    cfg = config.parse(SPIRAL, "s.toml")
+    assert cfg.section("train")["batch_size"] == 32
+    assert cfg.section("data")["val"] == 0.1
+    assert cfg.section("model")["init"] == "default"
+    assert "penalty" not in cfg.data
+
+
+def test_builtin_default_is_the_example_default():
+    assert (ROOT / "examples" / "default.toml").read_text() == _default_config_text()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.toml")), ids=lambda p: p.name)
+def test_every_example_config_validates_and_builds(path):
+    cfg = config.load(path)
+    model = config.build_model(cfg, np.random.default_rng(0))
+    config.build_optimizer(cfg, model)
+    config.build_loss(cfg)
+    assert model.num_parameters() > 0
+
+
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        (SPIRAL + "[trian]\nepochs = 3\n", ["s.toml", "[trian]", "train"]),
+        (SPIRAL.replace("epochs = 2", "epoch = 2"), ["s.toml", "'epoch'", "[train]", "epochs"]),
+        (SPIRAL.replace('type = "ReLU"', 'type = "Relu"'), ["layers[1]", "'Relu'", "ReLU", "LeakyReLU"]),
+        (SPIRAL.replace("in_features = 2,", "in_feature = 2,"), ["layers[0]", "'in_feature'", "in_features"]),
+        (SPIRAL.replace('type = "Adam"', 'type = "Adamm"'), ["[optimizer] type", "'Adamm'", "AdamW", "SGD"]),
+        (SPIRAL.replace("lr = 1e-2", "learning_rate = 1e-2"), ["[optimizer]", "'learning_rate'", "lr"]),
+        (SPIRAL.replace('dataset = "spiral"', 'dataset = "mnist2d"'), ["[data] dataset", "mnist1d", "spiral"]),
+        (SPIRAL.replace('type = "SoftmaxCrossEntropy"', ""), ["[loss]", "'type'"]),
+        (SPIRAL + '[train2]\n', ["[train2]"]),
+        ("[data\n", ["not valid TOML"]),
+    ],
+)
+def test_mistakes_are_named(text, pieces):
+    with pytest.raises(config.ConfigError) as info:
+        config.parse(text, "s.toml")
+    for piece in pieces:
+        assert piece in str(info.value)
+
+
+def test_invalid_hyperparameter_is_a_config_error():
+    cfg = config.parse(SPIRAL.replace("lr = 1e-2", "lr = -1.0"), "s.toml")
+    model = config.build_model(cfg, np.random.default_rng(0))
+    with pytest.raises(config.ConfigError, match="lr"):
+        config.build_optimizer(cfg, model)
+
+
+def test_overrides():
+    cfg = config.parse(
+        SPIRAL,
+        "s.toml",
+        ("train.epochs=7", "optimizer.type=SGD", "model.layers.2.out_features=4", "penalty.type=L2",
+         "penalty.strength=1e-3"),
+    )
+    assert cfg.section("train")["epochs"] == 7
+    assert cfg.section("optimizer")["type"] == "SGD"
+    assert cfg.section("model")["layers"][2]["out_features"] == 4
+    assert isinstance(config.build_penalty(cfg), config.losses.L2)
+
+
+@pytest.mark.parametrize("bad", ["train.epochs", "epochs=3", "model.layers.9.out_features=4"])
+def test_bad_overrides(bad):
+    with pytest.raises(config.ConfigError, match="--set"):
+        config.parse(SPIRAL, "s.toml", (bad,))
+
+
+def test_missing_file():
+    with pytest.raises(config.ConfigError, match="does not exist"):
+        config.load("no/such/config.toml")
+
+
+def test_build_data_splits_are_disjoint_and_stratified():
+    cfg = config.parse(SPIRAL.replace("n_per_class = 50", "n_per_class = 100\nval = 0.25"), "s.toml")
+    s = config.build_data(cfg, np.random.default_rng(0))
+    assert len(s.x_train) + len(s.x_val) + len(s.x_test) == 300
+    assert len(s.x_test) == 60 and len(s.x_val) == 60
+    assert np.bincount(s.y_val).tolist() == [20, 20, 20]
+    # The same generator draws the full set first, so the three parts are a permutation of it.
+    full, _ = make_spiral(n_per_class=100, n_classes=3, noise=0.2, rng=np.random.default_rng(0))
+    parts = np.concatenate([s.x_train, s.x_val, s.x_test])
+    assert np.array_equal(np.unique(parts, axis=0, return_counts=True)[1],
+                          np.unique(full, axis=0, return_counts=True)[1])
+    assert np.array_equal(np.sort(parts, axis=0), np.sort(full, axis=0))

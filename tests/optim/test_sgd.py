@@ -1,0 +1,202 @@
+"""Tests of gradwise/optim/sgd.py: golden single steps, torch trajectories, argument checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from gradwise.core import Parameter
+from gradwise.optim import SGD
+
+# Golden values are exact decimals, so only rounding separates them from the computed ones.
+GOLDEN_RTOL = 1e-12
+# 200 float64 steps against torch: rounding-level differences only (norm-wise relative error).
+ORACLE_RTOL = 1e-10
+
+THETA0 = [1.0, -2.0]
+G1 = [0.5, 0.25]
+G2 = [1.0, -1.0]
+
+
+def run(grads: list[list[float]], **kwargs) -> np.ndarray:
+    """Apply SGD(**kwargs) to theta0 with the given gradient sequence; return the parameter."""
+    p = Parameter(np.array(THETA0), name="w")
+    opt = SGD([p], **kwargs)
+    for g in grads:
+        p.grad[...] = g
+        opt.step()
+    return p.data
+
+
+# ---------------------------------------------------------------------- golden single steps
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        # theta - lr g = [1 - 0.05, -2 - 0.025]
+        ({"lr": 0.1}, [0.95, -2.025]),
+        # g + wd theta = [0.5 + 0.1, 0.25 - 0.2] = [0.6, 0.05]
+        ({"lr": 0.1, "weight_decay": 0.1}, [0.94, -2.005]),
+        # ascent: theta + lr g
+        ({"lr": 0.1, "maximize": True}, [1.05, -1.975]),
+        # -g + wd theta = [-0.5 + 0.1, -0.25 - 0.2] = [-0.4, -0.45]
+        ({"lr": 0.1, "maximize": True, "weight_decay": 0.1}, [1.04, -1.955]),
+        # first momentum step: b_1 = g_1 (not (1 - dampening) g_1)
+        ({"lr": 0.1, "momentum": 0.9, "dampening": 0.5}, [0.95, -2.025]),
+        # Nesterov first step: d = g_1 + 0.9 b_1 = 1.9 g_1 = [0.95, 0.475]
+        ({"lr": 0.1, "momentum": 0.9, "nesterov": True}, [0.905, -2.0475]),
+    ],
+)
+def test_golden_single_step(kwargs: dict, expected: list[float]) -> None:
+    np.testing.assert_allclose(run([G1], **kwargs), expected, rtol=GOLDEN_RTOL)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        # b_2 = 0.9 [0.5, 0.25] + [1, -1] = [1.45, -0.775]; theta_2 = [0.95, -2.025] - 0.1 b_2
+        ({"lr": 0.1, "momentum": 0.9}, [0.805, -1.9475]),
+        # b_2 = 0.9 [0.5, 0.25] + 0.5 [1, -1] = [0.95, -0.275]
+        ({"lr": 0.1, "momentum": 0.9, "dampening": 0.5}, [0.855, -1.9975]),
+        # b_2 = [1.45, -0.775]; d_2 = g_2 + 0.9 b_2 = [2.305, -1.6975]; theta_1 = [0.905, -2.0475]
+        ({"lr": 0.1, "momentum": 0.9, "nesterov": True}, [0.6745, -1.87775]),
+        # g_2 + wd theta_1 = [1 + 0.094, -1 - 0.2005]; b_2 = 0.9 [0.6, 0.05] + that = [1.634, -1.1555]
+        # theta_1 = [0.94, -2.005]; theta_2 = theta_1 - 0.1 b_2
+        ({"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}, [0.7766, -1.88945]),
+    ],
+)
+def test_golden_two_momentum_steps(kwargs: dict, expected: list[float]) -> None:
+    np.testing.assert_allclose(run([G1, G2], **kwargs), expected, rtol=GOLDEN_RTOL)
+
+
+def test_gradient_is_not_modified() -> None:
+    p = Parameter(np.array(THETA0))
+    opt = SGD([p], lr=0.1, momentum=0.9, weight_decay=0.1, maximize=True, nesterov=True)
+    p.grad[...] = G1
+    opt.step()
+    opt.step()
+    np.testing.assert_array_equal(p.grad, G1)
+
+
+def test_defaults_follow_torch() -> None:
+    opt = SGD([Parameter(np.zeros(2))])
+    assert opt.defaults == {
+        "lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0,
+        "nesterov": False, "maximize": False,
+    }
+
+
+# ---------------------------------------------------------------------- argument checks
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"lr": -0.1}, r"lr=-0\.1 must be >= 0"),
+        ({"lr": float("nan")}, r"lr=nan must be >= 0"),
+        ({"momentum": -0.5}, r"momentum=-0\.5 must be >= 0"),
+        ({"weight_decay": -1e-4}, r"weight_decay=-0\.0001 must be >= 0"),
+        ({"nesterov": True}, r"nesterov=True requires momentum > 0"),
+        ({"nesterov": True, "momentum": 0.9, "dampening": 0.1}, r"dampening=0\.1"),
+    ],
+)
+def test_invalid_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        SGD([Parameter(np.zeros(2))], **kwargs)
+
+
+def test_lr_of_wrong_type() -> None:
+    with pytest.raises(TypeError, match="lr="):
+        SGD([Parameter(np.zeros(2))], lr="0.1")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- torch oracle
+def _grid() -> list[dict]:
+    configs = []
+    for momentum in (0.0, 0.9):
+        for dampening in (0.0, 0.5):
+            for nesterov in (False, True):
+                if nesterov and (momentum == 0 or dampening != 0):
+                    continue
+                for weight_decay in (0.0, 0.1):
+                    for maximize in (False, True):
+                        configs.append({
+                            "momentum": momentum, "dampening": dampening, "nesterov": nesterov,
+                            "weight_decay": weight_decay, "maximize": maximize,
+                        })
+    return configs
+
+
+def _rel_error(ours: list[Parameter], theirs: list) -> float:
+    return max(
+        float(np.linalg.norm(p.data - t.detach().numpy()) / np.linalg.norm(t.detach().numpy()))
+        for p, t in zip(ours, theirs)
+    )
+
+
+def _trajectories(
+    make_ours: Callable[[list[Parameter]], object],
+    make_torch: Callable[[list], object],
+    steps: int = 200,
+    torch_after_step: Callable[[object], Callable[[], None]] | None = None,
+) -> tuple[list[Parameter], list]:
+    """Run both optimizers on f(theta) = 0.05 |theta|^2 + <noise_t, theta>, in float64.
+
+    The gradient 0.1 theta + noise_t is computed on each side from its own parameters, so any
+    divergence would feed back; the noise sequence is shared.
+    """
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    init = [rng.standard_normal((5, 3)), rng.standard_normal(4)]
+    ours = [Parameter(a.copy(), name=f"p{i}") for i, a in enumerate(init)]
+    theirs = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in init]
+    opt, topt = make_ours(ours), make_torch(theirs)
+    after = torch_after_step(topt) if torch_after_step else None
+    for _ in range(steps):
+        for p, t in zip(ours, theirs):
+            noise = rng.standard_normal(p.shape)
+            p.grad[...] = 0.1 * p.data + noise
+            t.grad = torch.from_numpy(0.1 * t.detach().numpy() + noise)
+        opt.step()
+        topt.step()
+        if after:
+            after()
+    return ours, theirs
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("config", _grid(), ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_trajectory_matches_torch(config: dict) -> None:
+    torch = pytest.importorskip("torch")
+    ours, theirs = _trajectories(
+        lambda ps: SGD(ps, lr=0.05, **config),
+        lambda ts: torch.optim.SGD(ts, lr=0.05, **config),
+    )
+    assert _rel_error(ours, theirs) < ORACLE_RTOL
+
+
+@pytest.mark.oracle
+def test_param_groups_and_schedule_match_torch() -> None:
+    torch = pytest.importorskip("torch")
+
+    def schedule(step: int) -> float:
+        return 0.1 * 0.9**step
+
+    ours, theirs = _trajectories(
+        lambda ps: SGD(
+            [{"params": [ps[0]]}, {"params": [ps[1]], "lr": 0.01, "nesterov": True}],
+            lr=0.05, momentum=0.9,
+        ),
+        lambda ts: torch.optim.SGD(
+            [{"params": [ts[0]]}, {"params": [ts[1]], "lr": 0.01, "nesterov": True}],
+            lr=0.05, momentum=0.9,
+        ),
+    )
+    assert _rel_error(ours, theirs) < ORACLE_RTOL
+
+    # lr = 0.1 * 0.9**step; torch's LambdaLR multiplies the base lr (1.0) by the same factor.
+    ours, theirs = _trajectories(
+        lambda ps: SGD(ps, lr=schedule, momentum=0.9, weight_decay=0.1),
+        lambda ts: torch.optim.SGD(ts, lr=1.0, momentum=0.9, weight_decay=0.1),
+        torch_after_step=lambda topt: torch.optim.lr_scheduler.LambdaLR(topt, schedule).step,
+    )
+    assert _rel_error(ours, theirs) < ORACLE_RTOL
