@@ -40,6 +40,8 @@ for _path in (str(_HERE.parent), str(_HERE)):  # gradwise from this checkout, th
 import common  # noqa: E402  (imports no numpy at module level: threads are pinned first)
 
 SIZES = (784, 512, 512, 10)
+# A run during which other processes kept more than this share of the CPUs busy is flagged.
+BUSY_THRESHOLD = 0.10
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -230,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     gemm_s = min(common.time_call(lambda: a @ a) for _ in range(5))
     gemm_gflops = 2 * 1024**3 / gemm_s / 1e9
 
-    times = common.time_interleaved(candidates, args.repeats, warmup=warmups)
+    runs = common.time_interleaved(candidates, args.repeats, warmup=warmups)
 
     # ------------------------------------------------------------------ report
     n_batches = -(-n // bs)
@@ -253,26 +255,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note       : {note}")
     print()
 
-    ref = common.median(times[first_torch])
-    width = max(len(k) for k in times)
-    print(f"{'candidate':<{width}}  {'epoch (s)':>9}  {'ms/batch':>8}  {'vs PyTorch':>10}  runs (s)")
-    for name, ts in times.items():
-        med = common.median(ts)
-        runs = " ".join(f"{t:.3f}" for t in ts)
-        print(f"{name:<{width}}  {med:9.3f}  {1e3 * med / n_batches:8.2f}  {med / ref:9.2f}x  {runs}")
+    secs = {name: [r.seconds for r in rs] for name, rs in runs.items()}
+    ref = common.median(secs[first_torch])
+    width = max(len(k) for k in runs)
+    busy = False
+    print(f"{'candidate':<{width}}  {'epoch (s)':>9}  {'min (s)':>7}  {'ms/batch':>8}  {'vs PyTorch':>10}  runs (s)")
+    for name, rs in runs.items():
+        med = common.median(secs[name])
+        marks = []
+        for r in rs:
+            disturbed = r.others is not None and r.others > BUSY_THRESHOLD
+            busy |= disturbed
+            marks.append(f"{r.seconds:.3f}{'*' if disturbed else ''}")
+        print(f"{name:<{width}}  {med:9.3f}  {min(secs[name]):7.3f}  {1e3 * med / n_batches:8.2f}  "
+              f"{med / ref:9.2f}x  {' '.join(marks)}")
+    if busy:
+        print(f"  * other processes used more than {BUSY_THRESHOLD:.0%} of the CPUs during that run: "
+              f"the machine was not quiet, rerun (more --repeats) before trusting the numbers")
     print()
     for name in (name_trainer, name_hand):
-        if name in times:
+        if name in runs:
             print(f"ratio {name.replace('gradwise, ', 'gradwise ')} / PyTorch: "
-                  f"{common.median(times[name]) / ref:.2f}  (< 1: gradwise is faster)")
-    if name_trainer in times:
-        over = common.median(times[name_trainer]) - common.median(times[name_hand])
+                  f"{common.median(secs[name]) / ref:.2f}  (< 1: gradwise is faster)")
+    if name_trainer in runs:
+        over = common.median(secs[name_trainer]) - common.median(secs[name_hand])
         print(f"Trainer overhead over the hand loop: {over:+.3f} s/epoch ({1e3 * over / n_batches:+.2f} ms/batch)")
     floor = epoch_flops(n) / (gemm_gflops * 1e9)
     print(f"matrix-product floor at the sgemm rate above: {floor:.3f} s/epoch ({epoch_flops(n) / 1e9:.0f} GFLOP)")
     print()
 
-    phases = hand_phases[common.median_index(times[name_hand])]
+    phases = hand_phases[common.median_index(secs[name_hand])]
     total = sum(phases.values())
     print(f"where the time goes in {name_hand} (its median epoch, {total:.3f} s):")
     for phase, sec in phases.items():

@@ -192,11 +192,51 @@ def time_call(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(busy ticks of the whole machine, ticks of this process), from /proc; None elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+        with open("/proc/self/stat") as own:
+            # Fields 14 and 15 (utime, stime), counted after the parenthesized command name.
+            rest = own.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    guest = sum(fields[8:10])  # already counted in user and nice
+    return sum(fields) - idle - guest, int(rest[11]) + int(rest[12])
+
+
+@dataclass
+class Run:
+    """One timed call: wall seconds, and the share of the machine's CPUs that other processes
+    (or the hypervisor, as steal time) used meanwhile, 0..1 (None where /proc is missing).
+
+    A benchmark on a shared machine is only as good as its quietest runs; `others` says which
+    runs were disturbed.
+    """
+
+    seconds: float
+    others: float | None
+
+
+def time_run(fn: Callable[[], object]) -> Run:
+    before = _cpu_ticks()
+    seconds = time_call(fn)
+    after = _cpu_ticks()
+    if before is None or after is None:
+        return Run(seconds, None)
+    ticks_per_s = os.sysconf("SC_CLK_TCK")
+    capacity = seconds * ticks_per_s * (os.cpu_count() or 1)
+    foreign = (after[0] - before[0]) - (after[1] - before[1])
+    return Run(seconds, min(1.0, max(0.0, foreign / capacity)) if capacity > 0 else None)
+
+
 def time_interleaved(
     candidates: dict[str, Callable[[], object]],
     repeats: int,
     warmup: dict[str, Callable[[], object]] | None = None,
-) -> dict[str, list[float]]:
+) -> dict[str, list[Run]]:
     """Time each candidate `repeats` times, round-robin, after running each warm-up once.
 
     Interleaving (A B C A B C ...) rather than (A A A B B B ...) spreads slow drifts of the machine
@@ -206,11 +246,11 @@ def time_interleaved(
         raise ValueError(f"{repeats=} must be >= 1")
     for fn in (warmup or {}).values():
         fn()
-    times: dict[str, list[float]] = {name: [] for name in candidates}
+    runs: dict[str, list[Run]] = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, fn in candidates.items():
-            times[name].append(time_call(fn))
-    return times
+            runs[name].append(time_run(fn))
+    return runs
 
 
 def median(values: list[float]) -> float:

@@ -48,7 +48,7 @@ class BrokenSwish(gw.Layer):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         if self._x is None:
-            raise self._no_cache_error()
+            raise self.no_cache_error()
         s = sigmoid(self._x)
         self._x = None
         return grad_out * s  # BUG: should be grad_out * (s + x * s * (1 - s))
@@ -57,7 +57,7 @@ class BrokenSwish(gw.Layer):
 class Swish(BrokenSwish):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         if self._x is None:
-            raise self._no_cache_error()
+            raise self.no_cache_error()
         x, self._x = self._x, None
         s = sigmoid(x)
         return grad_out * (s + x * s * (1 - s))  # d/dx [x s(x)] = s + x s (1 - s)

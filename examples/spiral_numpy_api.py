@@ -3,8 +3,8 @@
     python examples/spiral_numpy_api.py
 
 Each step is forward, loss, backward, optimizer step; the same data flow the Trainer runs.
-A linear classifier gets only about half of the points right on this set (54% with the same loop);
-the MLP fits it.
+A linear classifier gets only about half of the points right on this set (54% for a Linear(2, 3)
+trained by a loop like this one); the MLP fits it.
 """
 
 from __future__ import annotations

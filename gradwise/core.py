@@ -84,22 +84,35 @@ class Layer:
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
-        for table in (self._parameters, self._children, self._buffers):
-            table.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
+        tables = {"param": self._parameters, "child": self._children, "buffer": self._buffers}
+        if name in self._buffers and (value is None or isinstance(value, np.ndarray)):
+            kind = "buffer"  # `self.running_mean = new_array` replaces the buffer, as in PyTorch
+        elif isinstance(value, Parameter):
+            kind = "param"
         elif isinstance(value, Layer):
-            self._children[name] = value
+            kind = "child"
+        else:
+            kind = None
+        for k, table in tables.items():
+            if k != kind:
+                table.pop(name, None)
+        if kind is not None:
+            tables[kind][name] = value  # an existing key keeps its position in the order
         object.__setattr__(self, name, value)
 
     def register_buffer(self, name: str, value: np.ndarray | None) -> None:
-        """Register a non-trainable array (running statistics): saved, never optimized or decayed."""
+        """Register a non-trainable array (running statistics): saved, never optimized or decayed.
+
+        Assigning a new array to the attribute later replaces the buffer (it stays registered).
+        """
         self._buffers[name] = value
         object.__setattr__(self, name, value)
 
-    def _set_buffer(self, name: str, value: np.ndarray) -> None:
-        self._buffers[name] = value
-        object.__setattr__(self, name, value)
+    def no_cache_error(self) -> RuntimeError:
+        """The error a `backward` raises when no `forward` cached its inputs (for custom layers too)."""
+        return RuntimeError(
+            f"{type(self).__name__}.backward was called before forward (or twice for one forward)"
+        )
 
     # ------------------------------------------------------------------ computation
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -110,11 +123,6 @@ class Layer:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
-
-    def _no_cache_error(self) -> RuntimeError:
-        return RuntimeError(
-            f"{type(self).__name__}.backward was called before forward (or twice for one forward)"
-        )
 
     # ------------------------------------------------------------------ traversal
     def named_children(self) -> Iterator[tuple[str, Layer]]:
@@ -174,7 +182,7 @@ class Layer:
         for _, mod in self.named_modules():
             for name, b in list(mod._buffers.items()):
                 if b is not None and np.issubdtype(b.dtype, np.floating):
-                    mod._set_buffer(name, b.astype(dtype))
+                    setattr(mod, name, b.astype(dtype))
         return self
 
     @property
@@ -233,7 +241,7 @@ class Layer:
                 p.data[...] = np.asarray(state[key], dtype=p.dtype)
             else:
                 b = mod._buffers[name]
-                mod._set_buffer(name, np.asarray(state[key], dtype=b.dtype).copy())
+                setattr(mod, name, np.asarray(state[key], dtype=b.dtype).copy())
 
     # ------------------------------------------------------------------ display
     def extra_repr(self) -> str:

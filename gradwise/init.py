@@ -33,10 +33,12 @@ def fans(shape: Shape) -> tuple[int, int]:
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The recommended gain for a nonlinearity (PyTorch's table).
 
-    linear/conv/sigmoid: 1; tanh: 5/3; relu: sqrt(2); leaky_relu: sqrt(2 / (1 + a^2)) with
+    linear/conv*/sigmoid: 1; tanh: 5/3; relu: sqrt(2); leaky_relu: sqrt(2 / (1 + a^2)) with
     slope `a` (default 0.01); selu: 3/4.
     """
-    if nonlinearity in ("linear", "conv1d", "conv2d", "sigmoid", "identity"):
+    if nonlinearity in (
+        "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "sigmoid"
+    ):
         return 1.0
     if nonlinearity == "tanh":
         return 5.0 / 3.0
@@ -48,7 +50,8 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     if nonlinearity == "selu":
         return 0.75
     raise ValueError(
-        f"{nonlinearity=} is not one of linear, conv1d, conv2d, sigmoid, identity, tanh, relu, leaky_relu, selu"
+        f"{nonlinearity=} is not one of linear, conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, "
+        "conv_transpose3d, sigmoid, tanh, relu, leaky_relu, selu"
     )
 
 
@@ -92,16 +95,20 @@ def xavier_normal(shape: Shape, rng: np.random.Generator, gain: float = 1.0) -> 
 
 
 def kaiming_uniform(
-    shape: Shape, rng: np.random.Generator, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "relu"
+    shape: Shape, rng: np.random.Generator, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
 ) -> np.ndarray:
-    """U(-b, b) with b = gain * sqrt(3 / fan) (He et al., 2015); `a` is the leaky_relu slope."""
+    """U(-b, b) with b = gain * sqrt(3 / fan) (He et al., 2015).
+
+    `a` is the negative slope of the leaky ReLU that follows; with the defaults (a = 0,
+    "leaky_relu") the gain is sqrt(2), the ReLU value, as in PyTorch.
+    """
     gain = calculate_gain(nonlinearity, a)
     bound = gain * math.sqrt(3.0 / _fan(shape, mode))
     return rng.uniform(-bound, bound, size=shape)
 
 
 def kaiming_normal(
-    shape: Shape, rng: np.random.Generator, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "relu"
+    shape: Shape, rng: np.random.Generator, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
 ) -> np.ndarray:
     """N(0, std^2) with std = gain / sqrt(fan) (He et al., 2015)."""
     gain = calculate_gain(nonlinearity, a)

@@ -1,8 +1,9 @@
 """Losses and weight penalties.
 
 A loss's `forward(scores, y)` returns the loss as a Python float and caches what `backward()` needs;
-`backward()` returns dL/dscores with the shape and dtype of `scores`. The reduction is the mean over
-the batch unless `reduction="sum"`.
+`backward()` returns dL/dscores with the shape and dtype of `scores`. With `reduction="mean"` (the
+default) classification losses average over the batch and MSE/BCEWithLogits over all elements, as
+in PyTorch; `reduction="sum"` adds instead.
 
 Penalties (`L1`, `L2`, `ElasticNet`) add a term to the loss (`value(params)`) and its gradient to
 each parameter's `.grad` (`backward(params)`); by default they apply to weights only (parameters
@@ -21,6 +22,12 @@ from gradwise.core import Parameter
 def _check_reduction(owner: str, reduction: str) -> None:
     if reduction not in ("mean", "sum"):
         raise ValueError(f"{owner}: {reduction=} must be 'mean' or 'sum'")
+
+
+def _float_scores(scores: np.ndarray) -> np.ndarray:
+    """Scores as a floating array (integer scores would truncate the scale factors and margins)."""
+    scores = np.asarray(scores)
+    return scores if np.issubdtype(scores.dtype, np.floating) else scores.astype(np.float32)
 
 
 def _class_labels(owner: str, scores: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -80,7 +87,7 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     def forward(self, scores: np.ndarray, y: np.ndarray) -> float:
-        scores = np.asarray(scores)
+        scores = _float_scores(scores)
         y = _class_labels("SoftmaxCrossEntropy", scores, y)
         n = scores.shape[0]
         shifted = scores - scores.max(axis=1, keepdims=True)
@@ -119,7 +126,7 @@ class MulticlassHinge(Loss):
         self.divide_by_classes = divide_by_classes
 
     def forward(self, scores: np.ndarray, y: np.ndarray) -> float:
-        scores = np.asarray(scores)
+        scores = _float_scores(scores)
         y = _class_labels("MulticlassHinge", scores, y)
         n, c = scores.shape
         rows = np.arange(n)
@@ -145,7 +152,7 @@ class MSE(Loss):
     """
 
     def forward(self, scores: np.ndarray, y: np.ndarray) -> float:
-        scores = np.asarray(scores)
+        scores = _float_scores(scores)
         y = np.asarray(y, dtype=scores.dtype)
         if scores.shape != y.shape:
             raise ValueError(f"MSE: targets of shape {y.shape} do not match scores of shape {scores.shape}")
@@ -165,7 +172,7 @@ class BCEWithLogits(Loss):
     """
 
     def forward(self, scores: np.ndarray, y: np.ndarray) -> float:
-        scores = np.asarray(scores)
+        scores = _float_scores(scores)
         y = np.asarray(y, dtype=scores.dtype)
         if scores.shape != y.shape:
             raise ValueError(f"BCEWithLogits: targets of shape {y.shape} do not match scores of shape {scores.shape}")

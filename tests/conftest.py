@@ -62,6 +62,7 @@ settings.register_profile(
     deadline=None,
     max_examples=25,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("gradwise")

@@ -124,7 +124,9 @@ def torch_twin(layer: gw.Layer, dtype: np.dtype | type = np.float32) -> Any:
     raise TypeError(f"no torch twin for {type(layer).__name__}")
 
 
-def run_gradwise(layer: gw.Layer, x: np.ndarray, upstream: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def run_gradwise(
+    layer: gw.Layer, x: np.ndarray, upstream: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Forward, then backward of `upstream`: (output, input gradient, {param name: gradient})."""
     layer.zero_grad()
     y = layer.forward(x)

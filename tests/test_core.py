@@ -30,7 +30,7 @@ class Scale(Layer):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         if self._x is None:
-            raise self._no_cache_error()
+            raise self.no_cache_error()
         self.gamma.grad += (grad_out * self._x).sum(axis=0)
         self.beta.grad += grad_out.sum(axis=0)
         self._x = None
@@ -50,7 +50,11 @@ class Block(Layer):
 
 def small_model(rng: np.random.Generator, dtype: type = np.float32) -> Sequential:
     return Sequential(
-        Linear(4, 6, rng=rng, dtype=dtype), Tanh(), Linear(6, 5, rng=rng, dtype=dtype), ReLU(), Linear(5, 3, rng=rng, dtype=dtype)
+        Linear(4, 6, rng=rng, dtype=dtype),
+        Tanh(),
+        Linear(6, 5, rng=rng, dtype=dtype),
+        ReLU(),
+        Linear(5, 3, rng=rng, dtype=dtype),
     )
 
 
@@ -112,6 +116,16 @@ def test_named_buffers_skips_none_and_keeps_order():
     assert len(Block().buffers()) == 3
 
 
+def test_assigning_a_new_array_to_a_buffer_keeps_it_registered_in_place():
+    model = Block()
+    model.norm.running_mean = np.full(3, 2.0, dtype=np.float32)
+    buffers = dict(model.named_buffers())
+    assert list(buffers) == ["counter", "norm.running_mean", "norm.num_batches"]
+    np.testing.assert_array_equal(buffers["norm.running_mean"], np.full(3, 2.0))
+    model.norm.unused = np.zeros(1)
+    assert "norm.unused" in dict(model.named_buffers())
+
+
 def test_reassigning_an_attribute_unregisters_it():
     model = Block()
     model.first = ReLU()
@@ -130,7 +144,12 @@ def test_a_shared_parameter_is_listed_once():
 def test_sequential_names_children_like_torch(rng):
     model = small_model(rng)
     assert [name for name, _ in model.named_parameters()] == [
-        "0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"
+        "0.weight",
+        "0.bias",
+        "2.weight",
+        "2.bias",
+        "4.weight",
+        "4.bias",
     ]
     assert [name for name, _ in model.named_children()] == ["0", "1", "2", "3", "4"]
     assert len(model) == 5 and isinstance(model[1], Tanh) and list(model) == model.layers
@@ -179,7 +198,7 @@ def test_backward_accumulates_into_grads(rng):
     once = [p.grad.copy() for p in model.parameters()]
     model.forward(x)
     model.backward(g)
-    for p, g1 in zip(model.parameters(), once):
+    for p, g1 in zip(model.parameters(), once, strict=True):
         np.testing.assert_allclose(p.grad, 2 * g1, rtol=1e-14)
 
 
@@ -202,7 +221,15 @@ def test_sequential_is_the_composition_of_its_layers(rng):
 def test_sequential_gradient_check(rng, tol):
     model = small_model(rng)
     report = check_layer(model, away_from_zero(rng, (6, 4)), max_entries=None)
-    assert [c.name for c in report.checks] == ["input", "0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
+    assert [c.name for c in report.checks] == [
+        "input",
+        "0.weight",
+        "0.bias",
+        "2.weight",
+        "2.bias",
+        "4.weight",
+        "4.bias",
+    ]
     assert report.max_rel_error < tol.gradcheck, str(report)
 
 
@@ -217,7 +244,7 @@ def test_astype_float64_keeps_parameter_identity_converts_grads_and_returns_self
     values = [p.data.astype(np.float64) for p in params]
     assert model.astype(np.float64) is model
     assert model.dtype == np.float64
-    for p, before, v in zip(model.parameters(), params, values):
+    for p, before, v in zip(model.parameters(), params, values, strict=True):
         assert p is before
         assert p.dtype == np.float64 and p.grad.dtype == np.float64
         np.testing.assert_array_equal(p.data, v)
@@ -251,8 +278,14 @@ def test_dtype_of_a_layer_without_parameters_is_the_default():
 def test_state_dict_has_parameters_and_buffers_in_registration_order():
     state = Block().state_dict()
     assert list(state) == [
-        "scale", "counter", "first.weight", "first.bias", "norm.gamma", "norm.beta",
-        "norm.running_mean", "norm.num_batches",
+        "scale",
+        "counter",
+        "first.weight",
+        "first.bias",
+        "norm.gamma",
+        "norm.beta",
+        "norm.running_mean",
+        "norm.num_batches",
     ]
 
 
@@ -272,7 +305,7 @@ def test_load_state_dict_round_trip_copies_values_and_keeps_identity_and_dtype(r
     state = {k: v.astype(np.float64) for k, v in src.state_dict().items()}
     dst.load_state_dict(state)
     assert dst.parameters() == params
-    for (name, p), (_, q) in zip(dst.named_parameters(), src.named_parameters()):
+    for (name, p), (_, q) in zip(dst.named_parameters(), src.named_parameters(), strict=True):
         assert p.dtype == np.float32
         np.testing.assert_array_equal(p.data, q.data, err_msg=name)
     state["0.weight"] += 1  # the model holds its own copy
@@ -281,8 +314,8 @@ def test_load_state_dict_round_trip_copies_values_and_keeps_identity_and_dtype(r
 
 def test_load_state_dict_loads_buffers():
     src, dst = Block(), Block()
-    src.norm._set_buffer("running_mean", np.array([1.0, 2.0, 3.0], dtype=np.float32))
-    src.norm._set_buffer("num_batches", np.array(4, dtype=np.int64))
+    src.norm.running_mean = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    src.norm.num_batches = np.array(4, dtype=np.int64)
     dst.load_state_dict(src.state_dict())
     np.testing.assert_array_equal(dst.norm.running_mean, [1.0, 2.0, 3.0])
     assert dst.norm.num_batches == 4 and dst.norm.num_batches.dtype == np.int64
@@ -390,7 +423,11 @@ def test_state_dict_keys_and_shapes_equal_torch_sequential(rng):
     torch = pytest.importorskip("torch")
     model = Sequential(Linear(4, 6, rng=rng), ReLU(), Linear(6, 3, bias=False, rng=rng), Tanh(), Linear(3, 2, rng=rng))
     twin = torch.nn.Sequential(
-        torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3, bias=False), torch.nn.Tanh(), torch.nn.Linear(3, 2)
+        torch.nn.Linear(4, 6),
+        torch.nn.ReLU(),
+        torch.nn.Linear(6, 3, bias=False),
+        torch.nn.Tanh(),
+        torch.nn.Linear(3, 2),
     )
     ours = model.state_dict()
     theirs = twin.state_dict()

@@ -22,9 +22,21 @@ NORMAL_KURTOSIS = 3.0
 # (id, initializer, expected mean, expected variance, family)
 MOMENT_CASES = [
     ("xavier_uniform", init.xavier_uniform, 0.0, 2 / (FAN_IN + FAN_OUT), "uniform"),
-    ("xavier_uniform-gain", functools.partial(init.xavier_uniform, gain=5 / 3), 0.0, 25 / 9 * 2 / (FAN_IN + FAN_OUT), "uniform"),
+    (
+        "xavier_uniform-gain",
+        functools.partial(init.xavier_uniform, gain=5 / 3),
+        0.0,
+        25 / 9 * 2 / (FAN_IN + FAN_OUT),
+        "uniform",
+    ),
     ("xavier_normal", init.xavier_normal, 0.0, 2 / (FAN_IN + FAN_OUT), "normal"),
-    ("xavier_normal-gain", functools.partial(init.xavier_normal, gain=math.sqrt(2)), 0.0, 4 / (FAN_IN + FAN_OUT), "normal"),
+    (
+        "xavier_normal-gain",
+        functools.partial(init.xavier_normal, gain=math.sqrt(2)),
+        0.0,
+        4 / (FAN_IN + FAN_OUT),
+        "normal",
+    ),
     ("kaiming_uniform", init.kaiming_uniform, 0.0, 2 / FAN_IN, "uniform"),
     ("kaiming_uniform-fan_out", functools.partial(init.kaiming_uniform, mode="fan_out"), 0.0, 2 / FAN_OUT, "uniform"),
     (
@@ -66,7 +78,9 @@ MOMENT_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("fn", "mean", "var", "family"), [c[1:] for c in MOMENT_CASES], ids=[c[0] for c in MOMENT_CASES])
+@pytest.mark.parametrize(
+    ("fn", "mean", "var", "family"), [c[1:] for c in MOMENT_CASES], ids=[c[0] for c in MOMENT_CASES]
+)
 def test_empirical_moments_match_the_formula(rng, tol, fn, mean, var, family):
     w = fn(BIG, rng)
     assert w.shape == BIG and w.dtype == np.float64
@@ -178,6 +192,13 @@ def test_calculate_gain_equals_torch(nonlinearity, param):
     torch = pytest.importorskip("torch")
     expected = torch.nn.init.calculate_gain(nonlinearity, param)
     assert init.calculate_gain(nonlinearity, param) == pytest.approx(expected, rel=1e-15)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("nonlinearity", ["conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"])
+def test_calculate_gain_knows_every_torch_linear_name(nonlinearity):
+    torch = pytest.importorskip("torch")
+    assert init.calculate_gain(nonlinearity) == torch.nn.init.calculate_gain(nonlinearity)
 
 
 @pytest.mark.oracle

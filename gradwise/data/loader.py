@@ -90,8 +90,8 @@ class DataLoader:
         self.rng = rng
         if self.drop_last and self.num_samples < self.batch_size:
             raise ValueError(
-                f"DataLoader: drop_last=True with {self.num_samples} samples and batch_size={self.batch_size} "
-                f"leaves no batch at all"
+                f"DataLoader: drop_last=True with {self.num_samples} samples and "
+                f"batch_size={self.batch_size} leaves no batch at all"
             )
 
     def __len__(self) -> int:
@@ -133,7 +133,8 @@ def _prepare(name: str, a: Any, dtype: type | np.dtype | None) -> np.ndarray:
         if dtype is not None and a.dtype != dtype:
             # A value beyond the new dtype's range turns into inf here: say so in the error.
             note = f" after casting from {a.dtype} to {np.dtype(dtype)}"
-            a = a.astype(dtype)
+            with np.errstate(over="ignore"):  # reported below, with the row
+                a = a.astype(dtype)
         _check_finite(name, a, note)
     return a
 
@@ -141,8 +142,9 @@ def _prepare(name: str, a: Any, dtype: type | np.dtype | None) -> np.ndarray:
 def _check_finite(name: str, a: np.ndarray, note: str = "") -> None:
     # A float64 sum is one pass without a temporary the size of `a`; it is finite whenever
     # every value is, unless huge values overflow it, which the exact scan below then clears.
-    if np.isfinite(np.sum(a, dtype=np.float64)):
-        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(a, dtype=np.float64)):
+            return
     bad_rows = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(axis=1))
     if bad_rows.size:
         row = int(bad_rows[0])

@@ -34,7 +34,7 @@ class _Elementwise(Layer):
 
     def _take_cache(self) -> np.ndarray:
         if self._cache is None:
-            raise self._no_cache_error()
+            raise self.no_cache_error()
         cache, self._cache = self._cache, None
         return cache
 
@@ -72,25 +72,24 @@ class LeakyReLU(_Elementwise):
 
 
 class ELU(_Elementwise):
-    """x if x > 0 else alpha * (exp(x) - 1) (Clevert et al., 2016); derivative 1 or y + alpha."""
+    """x if x > 0 else alpha * (exp(x) - 1) (Clevert et al., 2016); derivative 1 or alpha * exp(x).
+
+    The derivative is computed from exp(x), not as y + alpha, which would cancel for very negative x.
+    """
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
         self.alpha = float(alpha)
-        self._mask: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = _as_float(x)
         a = x.dtype.type(self.alpha)
-        self._mask = x > 0
-        y = np.where(self._mask, x, a * np.expm1(np.minimum(x, 0)))
-        self._cache = y
-        return y
+        e = np.exp(np.minimum(x, 0))  # exp(x) on the negative side, 1 on the positive side
+        self._cache = np.where(x > 0, x.dtype.type(1), a * e)
+        return np.where(x > 0, x, a * np.expm1(np.minimum(x, 0)))
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        y = self._take_cache()
-        a = y.dtype.type(self.alpha)
-        return grad_out * np.where(self._mask, 1, y + a).astype(y.dtype, copy=False)
+        return grad_out * self._take_cache()
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
@@ -183,7 +182,7 @@ class GELU(_Elementwise):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         x = self._take_cache()
-        aux = self._aux
+        aux, self._aux = self._aux, None
         if self.approximate == "none":
             pdf = np.exp(-0.5 * x * x) / x.dtype.type(math.sqrt(2.0 * math.pi))
             return grad_out * (aux + x * pdf)
@@ -228,7 +227,7 @@ class Maxout(Layer):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         if self._arg is None or self._shape is None:
-            raise self._no_cache_error()
+            raise self.no_cache_error()
         grad = np.zeros(self._shape, dtype=grad_out.dtype)
         np.put_along_axis(grad, self._arg[:, :, None], grad_out[:, :, None], axis=2)
         self._arg = None

@@ -73,7 +73,7 @@ class Linear(Layer):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         if self._x is None:
-            raise self._no_cache_error()
+            raise self.no_cache_error()
         x2 = self._x.reshape(-1, self.in_features)
         g2 = grad_out.reshape(-1, self.out_features)
         # dL/dW = g^T x, dL/db = sum_n g, dL/dx = g W

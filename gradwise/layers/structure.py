@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from gradwise.core import Layer
@@ -22,14 +24,14 @@ class Flatten(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
-        if x.ndim < self.start_dim:
+        if x.ndim <= self.start_dim:
             raise ValueError(f"Flatten(start_dim={self.start_dim}): input of shape {x.shape} has too few dimensions")
         self._shape = x.shape
-        return x.reshape(*x.shape[: self.start_dim], -1)
+        return x.reshape(*x.shape[: self.start_dim], math.prod(x.shape[self.start_dim :]))
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         if self._shape is None:
-            raise self._no_cache_error()
+            raise self.no_cache_error()
         shape, self._shape = self._shape, None
         return grad_out.reshape(shape)
 

@@ -9,7 +9,7 @@ Subclass `Callback` and override the hooks you need; the trainer calls them in t
             ...
             on_test_begin(logs)                 # validation, through Trainer.evaluate
             on_test_end(logs)                   # logs: {"loss": ..., <metric>: ...}
-        on_epoch_end(epoch, logs)               # logs: {"epoch", "loss", <metric>, "val_loss", ..., "lr", "time"}
+        on_epoch_end(epoch, logs)               # logs: epoch, loss, <metric>, val_loss, ..., lr, time
     on_train_end(logs)                          # logs: the last epoch's logs
 
 `epoch` and `batch` are 0-based indices, as in Keras. The epoch logs dict passed to

@@ -10,13 +10,16 @@ To write your own, define a function with a telling name::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["accuracy", "top_k_accuracy", "rmse", "mae"]
+__all__ = ["accuracy", "top_k_accuracy", "rmse", "mae", "check_metrics", "EpochAccumulator"]
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
+
+# Keys of the epoch logs that are not metrics: no metric may take these names.
+RESERVED_KEYS = ("loss", "epoch", "lr", "time")
 
 
 def _predicted_classes(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -24,7 +27,9 @@ def _predicted_classes(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, n
     scores = np.asarray(scores)
     y = np.asarray(y)
     if scores.ndim == 0 or scores.shape[0] == 0:
-        raise ValueError(f"accuracy: scores must have shape (N,), (N, 1) or (N, C) with N >= 1, got {scores.shape}")
+        raise ValueError(
+            f"accuracy: scores must have shape (N,), (N, 1) or (N, C) with N >= 1, got {scores.shape}"
+        )
     n = scores.shape[0]
     if scores.ndim == 2 and scores.shape[1] > 1:
         pred = scores.argmax(axis=1)
@@ -39,7 +44,9 @@ def _predicted_classes(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, n
         raise ValueError(f"accuracy: scores must have shape (N,), (N, 1) or (N, C), got {scores.shape}")
     y = y.reshape(-1) if y.size == n else y
     if y.shape != (n,):
-        raise ValueError(f"accuracy: labels of shape {np.shape(y)} do not match scores of shape {scores.shape}")
+        raise ValueError(
+            f"accuracy: labels of shape {np.shape(y)} do not match scores of shape {scores.shape}"
+        )
     return pred, y
 
 
@@ -83,9 +90,13 @@ def top_k_accuracy(k: int) -> Metric:
         scores = np.asarray(scores)
         y = np.asarray(y)
         if scores.ndim != 2 or scores.shape[0] == 0 or scores.shape[1] < k:
-            raise ValueError(f"top{k}_accuracy: scores must have shape (N, C) with N >= 1 and C >= {k}, got {scores.shape}")
+            raise ValueError(
+                f"top{k}_accuracy: scores must have shape (N, C) with N >= 1 and C >= {k}, got {scores.shape}"
+            )
         if y.shape != (scores.shape[0],):
-            raise ValueError(f"top{k}_accuracy: labels of shape {y.shape} do not match scores of shape {scores.shape}")
+            raise ValueError(
+                f"top{k}_accuracy: labels of shape {y.shape} do not match scores of shape {scores.shape}"
+            )
         # A label is in the top k iff fewer than k classes score strictly higher (ties favour the label),
         # which needs no sort: O(N C) instead of O(N C log C).
         true_score = np.take_along_axis(scores, y.astype(np.intp)[:, None], axis=1)
@@ -107,7 +118,9 @@ def _regression_pair(name: str, pred: np.ndarray, y: np.ndarray) -> np.ndarray:
         if pred.size == y.size and pred.shape[0] == y.shape[0]:
             y = y.reshape(pred.shape)
         else:
-            raise ValueError(f"{name}: targets of shape {y.shape} do not match predictions of shape {pred.shape}")
+            raise ValueError(
+                f"{name}: targets of shape {y.shape} do not match predictions of shape {pred.shape}"
+            )
     return pred.astype(np.float64, copy=False) - y.astype(np.float64, copy=False)
 
 
@@ -126,3 +139,85 @@ def mae(pred: np.ndarray, y: np.ndarray) -> float:
     Shapes: `pred` and `y` the same shape, or (N, 1) against (N,).
     """
     return float(np.mean(np.abs(_regression_pair("mae", pred, y))))
+
+
+def check_metrics(metrics: Sequence[Metric]) -> list[Metric]:
+    """Check that each metric is callable and has a unique name usable as a logs key.
+
+    Raises
+    ------
+    TypeError
+        For something that is not a named callable.
+    ValueError
+        For a lambda (its name, ``<lambda>``, would be its key), a name clashing with ``loss``,
+        ``epoch``, ``lr``, ``time`` or ``val_*``, or two metrics of the same name.
+    """
+    checked: list[Metric] = []
+    names: set[str] = set()
+    for i, m in enumerate(metrics):
+        name = getattr(m, "__name__", None)
+        if not callable(m) or not isinstance(name, str):
+            raise TypeError(f"metrics[{i}] must be a function metric(scores, y) -> float, got {m!r}")
+        if name == "<lambda>" or not name.isidentifier():
+            raise ValueError(
+                f"metrics[{i}] is named {name!r}; its name becomes its key in the logs, so define it "
+                f"with `def` (or set its __name__)"
+            )
+        if name in RESERVED_KEYS or name.startswith("val_"):
+            raise ValueError(
+                f"metric name {name!r} clashes with a logs key (reserved: {RESERVED_KEYS} and 'val_*')"
+            )
+        if name in names:
+            raise ValueError(f"two metrics are named {name!r}")
+        names.add(name)
+        checked.append(m)
+    return checked
+
+
+class EpochAccumulator:
+    """Exact per-epoch loss and metrics from batches (used by `Trainer.fit` and `Trainer.evaluate`).
+
+    The epoch loss is the sample-weighted mean of the batch losses (for a ``reduction="sum"``
+    loss, their total); metrics run once on the concatenated scores, not as a mean of batch
+    values (a mean of batch accuracies is off when the last batch is smaller).
+
+    Parameters
+    ----------
+    loss : Loss
+        Only its ``reduction`` is read.
+    metrics : sequence of metric functions
+        Scores and labels are kept only when there is at least one.
+    """
+
+    def __init__(self, loss: object, metrics: Sequence[Metric]) -> None:
+        self.sum_reduction = getattr(loss, "reduction", "mean") == "sum"
+        self.metrics = list(metrics)
+        self.total = 0.0
+        self.seen = 0
+        self.scores: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+
+    def add(self, value: float, scores: np.ndarray, y: np.ndarray) -> None:
+        """Record one batch: its loss `value`, scores (n, ...) and targets (n, ...)."""
+        n = len(y)
+        self.total += value if self.sum_reduction else value * n
+        self.seen += n
+        if self.metrics:
+            # A copy: a layer may hand back a buffer it overwrites on the next forward.
+            self.scores.append(np.array(scores, copy=True))
+            self.labels.append(np.asarray(y))
+
+    def loss(self) -> float:
+        """The epoch loss so far."""
+        return self.total if self.sum_reduction else self.total / max(self.seen, 1)
+
+    def results(self, owner: str) -> dict[str, float]:
+        """``{"loss": ..., <metric>: ...}``; `owner` names the loader in the error for an empty one."""
+        if self.seen == 0:
+            raise ValueError(f"{owner} yielded no batches")
+        results = {"loss": self.loss()}
+        if self.metrics:
+            scores = np.concatenate(self.scores) if len(self.scores) > 1 else self.scores[0]
+            labels = np.concatenate(self.labels) if len(self.labels) > 1 else self.labels[0]
+            results.update({m.__name__: float(m(scores, labels)) for m in self.metrics})
+        return results

@@ -45,7 +45,8 @@ def format_epoch_line(logs: Mapping[str, Any], total_epochs: int) -> str:
     """One concise line for a finished epoch (``logs["epoch"]`` is 0-based, shown 1-based)."""
     parts = [f"epoch {int(logs['epoch']) + 1}/{total_epochs}", format_metrics(logs)]
     if "time" in logs:
-        parts.append(f"{float(logs['time']):.1f}s")
+        seconds = float(logs["time"])
+        parts.append(f"{seconds:.1f}s" if seconds >= 1 else f"{seconds * 1000:.0f}ms")
     return "  ".join(p for p in parts if p)
 
 
@@ -53,7 +54,7 @@ class Progress:
     """The interface the trainer drives; this base shows nothing."""
 
     def start(self, total_epochs: int, batches_per_epoch: int | None) -> None:
-        """Training begins; `total_epochs` counts earlier `fit` calls too (epochs are numbered across them)."""
+        """Training begins; `total_epochs` counts the epochs of earlier `fit` calls too."""
 
     def start_epoch(self, epoch: int) -> None:
         """Epoch `epoch` (0-based) begins."""
@@ -129,9 +130,13 @@ class RichProgress(Progress):
             return
         description = f"epoch {epoch + 1}/{self.total_epochs}"
         if self._task is None:
-            self._task = self._bar.add_task(description, total=self.batches_per_epoch, loss="-", last=self._last)
+            self._task = self._bar.add_task(
+                description, total=self.batches_per_epoch, loss="-", last=self._last
+            )
         else:
-            self._bar.reset(self._task, total=self.batches_per_epoch, description=description, loss="-", last=self._last)
+            self._bar.reset(
+                self._task, total=self.batches_per_epoch, description=description, loss="-", last=self._last
+            )
 
     def update(self, batches_done: int, running_loss: float) -> None:
         if self._bar is not None and self._task is not None:

@@ -24,13 +24,20 @@ import math
 import os
 import secrets
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["RunDir", "atomic_write_bytes", "rows_to_csv", "read_csv_rows"]
+from gradwise.training.callbacks import resolve_mode
+
+if TYPE_CHECKING:
+    from gradwise.core import Layer
+    from gradwise.training.trainer import Trainer
+
+__all__ = ["RunDir", "RunRecorder", "atomic_write_bytes", "rows_to_csv", "read_csv_rows"]
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -298,3 +305,124 @@ class RunDir:
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
+
+
+# ----------------------------------------------------------------------------------------- recorder
+
+
+def is_finite_number(value: Any) -> bool:
+    """True for a finite int or float (NumPy scalars included), False for NaN, inf and non-numbers."""
+    return (
+        isinstance(value, (int, float, np.number))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _all_finite(state: Mapping[str, np.ndarray]) -> bool:
+    return all(
+        bool(np.isfinite(v).all()) for v in state.values() if np.issubdtype(np.asarray(v).dtype, np.inexact)
+    )
+
+
+class RunRecorder:
+    """Writes a `Trainer`'s progress into a `RunDir`; `Trainer(run_dir=...)` drives it.
+
+    After each epoch: the row goes to ``history.csv`` and, when the monitored value improves, the
+    weights to ``checkpoints/best.safetensors``. At the end of `fit`: ``checkpoints/last.safetensors``,
+    ``metrics.json`` and the plots. Weights containing NaN or inf are never written, so a
+    divergence cannot spoil the best (or last) checkpoint. The best value persists across `fit`
+    calls.
+
+    Parameters
+    ----------
+    run : RunDir
+    monitor : str
+        The logs key to watch; minimized for losses and errors, maximized otherwise.
+    """
+
+    def __init__(self, run: RunDir, monitor: str) -> None:
+        self.run = run
+        self.requested_monitor = monitor
+        self.monitor = monitor
+        self.mode = resolve_mode(monitor, "auto")
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None
+
+    def begin(self, columns: Sequence[str]) -> None:
+        """Check the monitor against the keys the coming epochs will log.
+
+        Without validation, ``"val_X"`` falls back to ``"X"`` with a warning (keeping a best
+        checkpoint by training loss beats keeping none); an unknown key is an error.
+        """
+        monitor = self.requested_monitor
+        if monitor not in columns:
+            if monitor.startswith("val_") and monitor[4:] in columns:
+                warnings.warn(
+                    f"Trainer: monitor={monitor!r} needs a val_loader; choosing the best checkpoint "
+                    f"by {monitor[4:]!r} (training data) instead",
+                    stacklevel=3,
+                )
+                monitor = monitor[4:]
+            else:
+                logged = [c for c in columns if c not in ("epoch", "lr", "time")]
+                raise ValueError(f"Trainer: {monitor=} is not one of the logged values {logged}")
+        if monitor != self.monitor:
+            self.best_value = self.best_epoch = None  # values of another key do not compare
+        self.monitor, self.mode = monitor, resolve_mode(monitor, "auto")
+
+    def epoch_end(self, logs: Mapping[str, Any], model: Layer) -> None:
+        """Append the row; save the weights if the monitored value improved."""
+        self.run.append_history(logs)
+        if not is_finite_number(logs.get(self.monitor)):
+            return
+        value = float(logs[self.monitor])
+        best = self.best_value
+        if best is not None and not (value < best if self.mode == "min" else value > best):
+            return
+        state = model.state_dict()
+        if _all_finite(state):
+            self.run.save_weights(state, "best")
+            self.best_value, self.best_epoch = value, int(logs["epoch"])
+
+    def finish(
+        self,
+        trainer: Trainer,
+        status: str,
+        wall_time: float,
+        columns: Sequence[str] | None = None,
+        diverged_at: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Write the last weights (unless diverged), ``metrics.json`` and the plots; return the summary.
+
+        `columns` (given after a divergence) rewrites ``history.csv`` so that it exists, with its
+        header, even when the first epoch diverged.
+        """
+        from gradwise.viz import plot_history
+
+        history = trainer.history
+        if columns is not None:
+            self.run.write_history(history.epochs, columns=columns)
+        state = trainer.model.state_dict()
+        if diverged_at is None and _all_finite(state):
+            self.run.save_weights(state, "last")
+        last = history.epochs[-1] if history.epochs else {}
+        summary: dict[str, Any] = {
+            "status": status,
+            "epochs": trainer.epoch,
+            "steps": trainer.global_step,
+            "wall_time": wall_time,
+            "monitor": self.monitor,
+            "mode": self.mode,
+            "best_epoch": self.best_epoch,
+            "best_value": self.best_value,
+            "train": {
+                k: v for k, v in last.items() if k not in ("epoch", "lr", "time") and not k.startswith("val_")
+            },
+            "val": {k[4:]: v for k, v in last.items() if k.startswith("val_")},
+        }
+        if diverged_at is not None:
+            summary["diverged_at"] = dict(diverged_at)
+        self.run.write_metrics(summary)
+        plot_history(history, self.run.plots_dir)
+        return summary

@@ -15,22 +15,31 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence, Sized
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gradwise.core import Layer
 from gradwise.training.callbacks import Callback, CallbackList, resolve_mode
+from gradwise.training.metrics import EpochAccumulator, check_metrics
 from gradwise.training.progress import Progress, make_progress
-from gradwise.training.rundir import RunDir, atomic_write_bytes, read_csv_rows, rows_to_csv
+from gradwise.training.rundir import (
+    RunDir,
+    RunRecorder,
+    atomic_write_bytes,
+    is_finite_number,
+    read_csv_rows,
+    rows_to_csv,
+)
+
+if TYPE_CHECKING:
+    from gradwise.losses import Loss, Penalty
+    from gradwise.optim import Optimizer
 
 __all__ = ["History", "Trainer", "TrainingDiverged"]
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
-# Keys of the epoch logs that are not metrics (so no metric may take these names).
-_RESERVED = ("loss", "epoch", "lr", "time")
 
 
 class TrainingDiverged(FloatingPointError):
@@ -103,7 +112,7 @@ class History:
             ``"auto"`` minimizes losses and errors and maximizes everything else.
         """
         mode = resolve_mode(monitor, mode)
-        candidates = [row for row in self.epochs if _is_finite(row.get(monitor))]
+        candidates = [row for row in self.epochs if is_finite_number(row.get(monitor))]
         if not candidates:
             raise ValueError(f"no epoch has a finite {monitor!r}; recorded keys: {self.keys()}")
         pick = min if mode == "min" else max
@@ -171,12 +180,12 @@ class Trainer:
     def __init__(
         self,
         model: Layer,
-        loss: Any,
-        optimizer: Any,
+        loss: Loss,
+        optimizer: Optimizer,
         *,
         metrics: Sequence[Metric] = (),
         callbacks: Sequence[Callback] = (),
-        penalty: Any = None,
+        penalty: Penalty | None = None,
         progress: bool = True,
         run_dir: RunDir | str | os.PathLike[str] | None = None,
         monitor: str = "val_loss",
@@ -190,32 +199,36 @@ class Trainer:
             missing = [m for m in methods if not callable(getattr(obj, m, None))]
             if missing:
                 raise TypeError(f"Trainer: {name} ({type(obj).__name__}) has no method(s) {missing}")
-        if penalty is not None and not (callable(getattr(penalty, "value", None)) and callable(getattr(penalty, "backward", None))):
-            raise TypeError(f"Trainer: penalty ({type(penalty).__name__}) needs value(params) and backward(params)")
+        if penalty is not None and not (
+            callable(getattr(penalty, "value", None)) and callable(getattr(penalty, "backward", None))
+        ):
+            raise TypeError(
+                f"Trainer: penalty ({type(penalty).__name__}) needs value(params) and backward(params)"
+            )
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
-        self.metrics: list[Metric] = _check_metrics(metrics)
+        self.metrics: list[Metric] = check_metrics(metrics)
         self.penalty = penalty
         self.progress = bool(progress)
         self.monitor = str(monitor)
-        if run_dir is None or isinstance(run_dir, RunDir):
-            self.run_dir = run_dir
-        else:
-            self.run_dir = RunDir.create(run_dir)
+        if run_dir is not None and not isinstance(run_dir, RunDir):
+            run_dir = RunDir.create(run_dir)
+        self.run_dir: RunDir | None = run_dir
+        self._recorder = None if run_dir is None else RunRecorder(run_dir, self.monitor)
         self.callbacks = CallbackList(callbacks, trainer=self)
         self.history = History()
         self.epoch = 0
         self.global_step = 0
         self.stop_training = False
-        self.best_value: float | None = None
-        self.best_epoch: int | None = None
         self.run_summary: dict[str, Any] = {}
         self._last_lr = math.nan
         self._validating = False
 
     # ------------------------------------------------------------------ fit
-    def fit(self, train_loader: Iterable[Any], val_loader: Iterable[Any] | None = None, epochs: int = 1) -> History:
+    def fit(
+        self, train_loader: Iterable[Any], val_loader: Iterable[Any] | None = None, epochs: int = 1
+    ) -> History:
         """Train for `epochs` more epochs.
 
         Parameters
@@ -243,12 +256,11 @@ class Trainer:
         if getattr(train_loader, "y", 0) is None:
             raise ValueError("Trainer.fit: train_loader has no targets (it was built with y=None)")
         self._validating = val_loader is not None
-        if self.run_dir is not None:
-            monitor, mode = self._resolve_monitor(self._validating)
-        else:
-            monitor, mode = self.monitor, resolve_mode(self.monitor, "auto")
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.begin(self._columns())
         total = self.epoch + int(epochs)
-        n_batches = len(train_loader) if hasattr(train_loader, "__len__") else None
+        n_batches = len(train_loader) if isinstance(train_loader, Sized) else None
         self.stop_training = False
         display = make_progress(self.progress)
         logs: dict[str, Any] = {}
@@ -272,22 +284,39 @@ class Trainer:
                 self.history.steps.append(self.global_step)
                 # Callbacks see (and may extend) the very row that is stored and written below.
                 self.callbacks.on_epoch_end(epoch, logs)
-                if self.run_dir is not None:
-                    self._record_epoch(logs, monitor, mode)
+                if recorder is not None:
+                    recorder.epoch_end(logs, self.model)
                 display.end_epoch(logs)
                 if self.stop_training:
                     status = "stopped"
                     break
         except TrainingDiverged as err:
-            if self.run_dir is not None:
-                self._finish_run("diverged", monitor, mode, time.perf_counter() - start, err)
+            if recorder is not None:
+                diverged_at = {"epoch": err.epoch, "batch": err.batch, "loss": str(err.loss)}
+                self.run_summary = recorder.finish(
+                    self,
+                    "diverged",
+                    time.perf_counter() - start,
+                    columns=self._columns(),
+                    diverged_at=diverged_at,
+                )
             raise
         finally:
             display.close()
         self.callbacks.on_train_end(logs)
-        if self.run_dir is not None:
-            self._finish_run(status, monitor, mode, time.perf_counter() - start)
+        if recorder is not None:
+            self.run_summary = recorder.finish(self, status, time.perf_counter() - start)
         return self.history
+
+    @property
+    def best_value(self) -> float | None:
+        """The best `monitor` value so far (None without a run directory)."""
+        return None if self._recorder is None else self._recorder.best_value
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch of `best_value`, whose weights are in ``checkpoints/best.safetensors``."""
+        return None if self._recorder is None else self._recorder.best_epoch
 
     def _train_epoch(
         self, loader: Iterable[Any], epoch: int, total: int, n_batches: int | None, display: Progress
@@ -295,11 +324,7 @@ class Trainer:
         model, loss, opt, penalty = self.model, self.loss, self.optimizer, self.penalty
         params = model.parameters()
         dtype = model.dtype
-        sum_reduction = getattr(loss, "reduction", "mean") == "sum"
-        total_loss = 0.0
-        seen = 0
-        scores_seen: list[np.ndarray] = []
-        labels_seen: list[np.ndarray] = []
+        totals = EpochAccumulator(loss, self.metrics)
         for batch, (xb, yb) in enumerate(loader):
             n = len(yb)
             self.callbacks.on_train_batch_begin(batch, {"size": n})
@@ -318,34 +343,21 @@ class Trainer:
             self._last_lr = self._current_lr()
             opt.step()
             self.global_step += 1
-            if self.metrics:
-                # A copy: a layer may hand back a buffer it overwrites on the next forward.
-                scores_seen.append(np.array(scores, copy=True))
-                labels_seen.append(np.asarray(yb))
-            total_loss += loss_value if sum_reduction else loss_value * n
-            seen += n
+            totals.add(loss_value, scores, yb)
             self.callbacks.on_train_batch_end(batch, {"loss": loss_value, "size": n})
-            display.update(batch + 1, total_loss if sum_reduction else total_loss / seen)
+            display.update(batch + 1, totals.loss())
             if self.stop_training:
                 break
-        if seen == 0:
-            raise ValueError("Trainer.fit: train_loader yielded no batches")
-        results = {"loss": total_loss if sum_reduction else total_loss / seen}
-        if self.metrics:
-            results.update(self._compute_metrics(scores_seen, labels_seen))
-        return results
+        return totals.results("Trainer.fit: train_loader")
 
     def _current_lr(self) -> float:
-        current_lr = getattr(self.optimizer, "current_lr", None)
-        groups = getattr(self.optimizer, "param_groups", None)
-        if callable(current_lr) and groups:
-            return float(current_lr(groups[0]))
-        return math.nan
+        return float(self.optimizer.current_lr(self.optimizer.param_groups[0]))
 
-    def _diverged(self, epoch: int, total: int, batch: int, n_batches: int | None, value: float) -> TrainingDiverged:
+    def _diverged(
+        self, epoch: int, total: int, batch: int, n_batches: int | None, value: float
+    ) -> TrainingDiverged:
         where = f"epoch {epoch + 1}/{total}, batch {batch + 1}/{n_batches if n_batches is not None else '?'}"
-        lr = self._current_lr()
-        hint = f"lower the learning rate (it is {lr:g}; try 3-10x smaller)" if math.isfinite(lr) else "lower the learning rate"
+        hint = f"lower the learning rate (it is {self._current_lr():g}; try 3-10x smaller)"
         kept = ""
         if self.run_dir is not None:
             kept = f" The best checkpoint in {str(self.run_dir.path)!r} was left untouched."
@@ -372,29 +384,15 @@ class Trainer:
         self.model.eval()
         try:
             dtype = self.model.dtype
-            sum_reduction = getattr(self.loss, "reduction", "mean") == "sum"
-            total_loss = 0.0
-            seen = 0
-            scores_seen: list[np.ndarray] = []
-            labels_seen: list[np.ndarray] = []
+            totals = EpochAccumulator(self.loss, self.metrics)
             for xb, yb in loader:
-                n = len(yb)
                 scores = self.model.forward(_cast(xb, dtype))
-                value = float(self.loss.forward(scores, yb))
-                total_loss += value if sum_reduction else value * n
-                seen += n
-                if self.metrics:
-                    scores_seen.append(np.array(scores, copy=True))
-                    labels_seen.append(np.asarray(yb))
+                totals.add(float(self.loss.forward(scores, yb)), scores, yb)
         finally:
             self.model.train(was_training)
-        if seen == 0:
-            raise ValueError("Trainer.evaluate: the loader yielded no batches")
-        results = {"loss": total_loss if sum_reduction else total_loss / seen}
+        results = totals.results("Trainer.evaluate: the loader")
         if self.penalty is not None:
             results["loss"] += float(self.penalty.value(self.model.parameters()))
-        if self.metrics:
-            results.update(self._compute_metrics(scores_seen, labels_seen))
         self.callbacks.on_test_end(results)
         return results
 
@@ -404,7 +402,8 @@ class Trainer:
         Parameters
         ----------
         x : array_like (N, ...) or DataLoader
-            Inputs (a loader's targets are ignored); floating inputs are cast to the model dtype.
+            Inputs (a loader's targets are ignored; it must not shuffle); floating inputs are cast
+            to the model dtype.
         batch_size : int
             Samples per forward pass (bounds the memory, not the result).
 
@@ -417,6 +416,8 @@ class Trainer:
 
         dtype = self.model.dtype
         loader = x if isinstance(x, DataLoader) else DataLoader(x, None, batch_size=batch_size, dtype=dtype)
+        if loader.shuffle:
+            raise ValueError("Trainer.predict: the loader shuffles, so outputs would not line up with its x")
         was_training = self.model.training
         self.model.eval()
         try:
@@ -434,77 +435,8 @@ class Trainer:
         assert out is not None  # DataLoader refuses empty inputs
         return out
 
-    def _compute_metrics(self, scores: list[np.ndarray], labels: list[np.ndarray]) -> dict[str, float]:
-        all_scores = np.concatenate(scores) if len(scores) > 1 else scores[0]
-        all_labels = np.concatenate(labels) if len(labels) > 1 else labels[0]
-        return {m.__name__: float(m(all_scores, all_labels)) for m in self.metrics}
-
-    # ------------------------------------------------------------------ run directory
-    def _resolve_monitor(self, validating: bool) -> tuple[str, str]:
-        available = ["loss", *(m.__name__ for m in self.metrics)]
-        if validating:
-            available += [f"val_{k}" for k in available]
-        monitor = self.monitor
-        if monitor not in available:
-            if monitor.startswith("val_") and monitor[4:] in available:
-                warnings.warn(
-                    f"Trainer: monitor={monitor!r} needs a val_loader; choosing the best checkpoint "
-                    f"by {monitor[4:]!r} (training data) instead",
-                    stacklevel=3,
-                )
-                monitor = monitor[4:]
-            else:
-                raise ValueError(f"Trainer: {monitor=} is not one of the logged values {available}")
-        return monitor, resolve_mode(monitor, "auto")
-
-    def _record_epoch(self, logs: Mapping[str, Any], monitor: str, mode: str) -> None:
-        assert self.run_dir is not None
-        self.run_dir.append_history(logs)
-        value = logs.get(monitor)
-        if not _is_finite(value):
-            return
-        value = float(value)
-        if self.best_value is not None and not (value < self.best_value if mode == "min" else value > self.best_value):
-            return
-        state = self.model.state_dict()
-        if _all_finite(state):  # never replace a good checkpoint with non-finite weights
-            self.run_dir.save_weights(state, "best")
-            self.best_value, self.best_epoch = value, int(logs["epoch"])
-
-    def _finish_run(
-        self, status: str, monitor: str, mode: str, wall_time: float, error: TrainingDiverged | None = None
-    ) -> None:
-        from gradwise.viz import plot_history
-
-        assert self.run_dir is not None
-        run = self.run_dir
-        if error is not None:
-            # Completed epochs are already in history.csv; this makes sure the file exists even
-            # when the very first epoch diverged.
-            run.write_history(self.history.epochs, columns=self._columns())
-        state = self.model.state_dict()
-        if status != "diverged" and _all_finite(state):
-            run.save_weights(state, "last")
-        last = self.history.epochs[-1] if self.history.epochs else {}
-        summary: dict[str, Any] = {
-            "status": status,
-            "epochs": self.epoch,
-            "steps": self.global_step,
-            "wall_time": wall_time,
-            "monitor": monitor,
-            "mode": mode,
-            "best_epoch": self.best_epoch,
-            "best_value": self.best_value,
-            "train": {k: v for k, v in last.items() if k not in ("epoch", "lr", "time") and not k.startswith("val_")},
-            "val": {k[4:]: v for k, v in last.items() if k.startswith("val_")},
-        }
-        if error is not None:
-            summary["diverged_at"] = {"epoch": error.epoch, "batch": error.batch, "loss": str(error.loss)}
-        run.write_metrics(summary)
-        self.run_summary = summary
-        plot_history(self.history, run.plots_dir)
-
     def _columns(self) -> list[str]:
+        """The columns every epoch row has, for a header written before any row exists."""
         names = ["loss", *(m.__name__ for m in self.metrics)]
         cols = ["epoch", *names]
         if self._validating:
@@ -514,30 +446,9 @@ class Trainer:
     def __repr__(self) -> str:
         metric_names = [m.__name__ for m in self.metrics]
         return (
-            f"Trainer(model={type(self.model).__name__}, loss={self.loss!r}, optimizer={type(self.optimizer).__name__}, "
-            f"metrics={metric_names}, epochs_done={self.epoch})"
+            f"Trainer(model={type(self.model).__name__}, loss={self.loss!r}, "
+            f"optimizer={type(self.optimizer).__name__}, metrics={metric_names}, epochs_done={self.epoch})"
         )
-
-
-def _check_metrics(metrics: Sequence[Metric]) -> list[Metric]:
-    checked: list[Metric] = []
-    names: set[str] = set()
-    for i, m in enumerate(metrics):
-        name = getattr(m, "__name__", None)
-        if not callable(m) or not isinstance(name, str):
-            raise TypeError(f"Trainer: metrics[{i}] must be a function metric(scores, y) -> float, got {m!r}")
-        if name == "<lambda>" or not name.isidentifier():
-            raise ValueError(
-                f"Trainer: metrics[{i}] is named {name!r}; its name becomes its key in the logs, so "
-                f"define it with `def` (or set its __name__)"
-            )
-        if name in _RESERVED or name.startswith("val_"):
-            raise ValueError(f"Trainer: metric name {name!r} clashes with a logs key (reserved: {_RESERVED}, 'val_*')")
-        if name in names:
-            raise ValueError(f"Trainer: two metrics are named {name!r}")
-        names.add(name)
-        checked.append(m)
-    return checked
 
 
 def _cast(xb: Any, dtype: np.dtype) -> Any:
@@ -545,13 +456,3 @@ def _cast(xb: Any, dtype: np.dtype) -> Any:
     if isinstance(xb, np.ndarray) and xb.dtype != dtype and np.issubdtype(xb.dtype, np.floating):
         return xb.astype(dtype)
     return xb
-
-
-def _is_finite(value: Any) -> bool:
-    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(float(value))
-
-
-def _all_finite(state: Mapping[str, np.ndarray]) -> bool:
-    return all(
-        bool(np.isfinite(v).all()) for v in state.values() if np.issubdtype(np.asarray(v).dtype, np.inexact)
-    )

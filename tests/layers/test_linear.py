@@ -12,7 +12,7 @@ from gradwise.diagnostics import check_layer
 from gradwise.layers import Linear
 
 FEATURES = [(1, 1), (3, 5), (16, 4), (7, 1)]
-LEADING = [(6,), (2, 3), (1,)]  # (N,) and (N, T) in front of the feature axis
+LEADING = [(6,), (2, 3), (1,), ()]  # (N,), (N, T) or nothing in front of the feature axis
 DTYPES = [np.float32, np.float64]
 
 

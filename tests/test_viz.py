@@ -1,0 +1,86 @@
+"""Tests for gradwise/viz.py."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gradwise.training.trainer import History
+from gradwise.viz import ema, plot_history
+
+
+def _history(n_epochs: int = 5, per_epoch: int = 20) -> History:
+    rng = np.random.default_rng(0)
+    history = History()
+    history.batch_loss = list(
+        np.exp(-np.arange(n_epochs * per_epoch) / 30) + 0.05 * rng.random(n_epochs * per_epoch)
+    )
+    for e in range(n_epochs):
+        history.epochs.append(
+            {
+                "epoch": e,
+                "loss": 1 / (e + 1),
+                "accuracy": 0.5 + 0.08 * e,
+                "top5_accuracy": 0.9,
+                "val_loss": 1.2 / (e + 1),
+                "val_accuracy": 0.45 + 0.08 * e,
+                "val_top5_accuracy": 0.85,
+                "lr": 0.01,
+                "time": 0.1,
+            }
+        )
+        history.steps.append((e + 1) * per_epoch)
+    return history
+
+
+def _is_png(path: Path) -> bool:
+    data = path.read_bytes()
+    return data.startswith(b"\x89PNG") and len(data) > 1000
+
+
+def test_plot_history_writes_loss_and_one_png_per_metric(tmp_path: Path) -> None:
+    paths = plot_history(_history(), tmp_path / "plots")
+    assert [p.name for p in paths] == ["loss.png", "accuracy.png", "top5_accuracy.png"]
+    assert all(_is_png(p) for p in paths)
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(p.name for p in paths)
+
+
+def test_plot_history_leaves_pyplot_and_the_backend_alone(tmp_path: Path) -> None:
+    import matplotlib
+
+    backend = matplotlib.get_backend()
+    had_pyplot = "matplotlib.pyplot" in sys.modules
+    plot_history(_history(), tmp_path)
+    assert matplotlib.get_backend() == backend
+    assert ("matplotlib.pyplot" in sys.modules) == had_pyplot
+
+
+def test_plot_history_copes_with_divergence_and_csv_histories(tmp_path: Path) -> None:
+    history = _history(3)
+    history.batch_loss[-1] = math.nan
+    history.batch_loss[-2] = math.inf
+    history.epochs[-1]["loss"] = math.nan
+    assert all(_is_png(p) for p in plot_history(history, tmp_path / "diverged"))
+
+    history.to_csv(tmp_path / "h.csv")
+    from_csv = History.from_csv(tmp_path / "h.csv")  # no per-iteration losses, no step counts
+    assert all(_is_png(p) for p in plot_history(from_csv, tmp_path / "csv"))
+
+
+def test_plot_history_of_an_empty_history(tmp_path: Path) -> None:
+    paths = plot_history(History(), tmp_path)
+    assert [p.name for p in paths] == ["loss.png"] and _is_png(paths[0])
+
+
+def test_ema_is_bias_corrected_and_skips_non_finite_values() -> None:
+    np.testing.assert_allclose(ema([3.0, 3.0, 3.0], 0.9), [3.0, 3.0, 3.0])
+    smoothed = ema([1.0, math.nan, 3.0], 0.5)
+    # (0.5 * 1 + 0.5 * 3 * ... ): s = 0.5, then 0.25 + 1.5 = 1.75 over weight 0.75
+    np.testing.assert_allclose(smoothed, [1.0, 1.0, 1.75 / 0.75])
+    assert math.isnan(ema([math.nan, 1.0], 0.5)[0])
+    with pytest.raises(ValueError, match="beta"):
+        ema([1.0], 1.0)
