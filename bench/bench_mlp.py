@@ -19,7 +19,7 @@ Usage::
     python bench/bench_mlp.py                     # full run, 2 threads, 3 repeats
     python bench/bench_mlp.py --threads 1 --repeats 5
     python bench/bench_mlp.py --unset-openblas-env  # measure without OPENBLAS_CORETYPE/_L2_SIZE
-    python bench/bench_mlp.py --quick             # smoke test (2,048 samples, 1 repeat)
+    python bench/bench_mlp.py --quick             # smoke test (1,024 samples, 1 repeat)
 
 The thread count is set through OMP/OPENBLAS/MKL_NUM_THREADS, so the script re-executes itself
 with those variables when the environment does not already have them (see `common.pin_threads`).
@@ -48,9 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP threads for both libraries (default 2)")
     parser.add_argument("--repeats", type=int, default=None, help="timed epochs per candidate (default 3; 1 with --quick)")
-    parser.add_argument("--samples", type=int, default=None, help="samples per epoch (default 60000; 2048 with --quick)")
+    parser.add_argument("--samples", type=int, default=None, help="samples per epoch (default 60000; 1024 with --quick)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--warmup-batches", type=int, default=None, help="warm-up batches per candidate (default 5; 2 with --quick)")
+    parser.add_argument("--warmup-batches", type=int, default=None, help="warm-up batches per candidate (default 5; 1 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny run for CI smoke tests (numbers are meaningless)")
     parser.add_argument(
@@ -65,8 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
-    args.samples = args.samples if args.samples is not None else (2048 if args.quick else 60_000)
-    args.warmup_batches = args.warmup_batches if args.warmup_batches is not None else (2 if args.quick else 5)
+    args.samples = args.samples if args.samples is not None else (1024 if args.quick else 60_000)
+    args.warmup_batches = args.warmup_batches if args.warmup_batches is not None else (1 if args.quick else 5)
     for name in ("repeats", "samples", "batch_size", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -249,34 +249,37 @@ def main(argv: list[str] | None = None) -> int:
     print(f"OpenBLAS env: {common.openblas_env_line(original_openblas_env)}")
     print(f"sgemm 1024^3: {gemm_gflops:.0f} GFLOP/s (numpy, best of 5)")
     print(f"versions   : gradwise {gradwise.__version__}, torch {torch.__version__}")
-    print(f"torch Adam : default resolves to {_torch_adam_impl(torch, candidates)} on CPU")
+    print(f"torch Adam : default resolves to {_torch_adam_impl(torch)} on CPU")
     print(f"check      : first-batch loss gradwise {loss0_g:.6f}, torch {loss0_t:.6f}")
     for note in notes:
         print(f"note       : {note}")
     print()
 
     secs = {name: [r.seconds for r in rs] for name, rs in runs.items()}
+    # Runs during which other processes were busy are flagged; their median is shown apart.
+    quiet = {name: [r.seconds for r in rs if not _disturbed(r)] for name, rs in runs.items()}
     ref = common.median(secs[first_torch])
     width = max(len(k) for k in runs)
-    busy = False
-    print(f"{'candidate':<{width}}  {'epoch (s)':>9}  {'min (s)':>7}  {'ms/batch':>8}  {'vs PyTorch':>10}  runs (s)")
+    print(f"{'candidate':<{width}}  {'epoch (s)':>9}  {'min (s)':>7}  {'quiet med':>9}  {'ms/batch':>8}  "
+          f"{'vs PyTorch':>10}  runs (s)")
     for name, rs in runs.items():
         med = common.median(secs[name])
-        marks = []
-        for r in rs:
-            disturbed = r.others is not None and r.others > BUSY_THRESHOLD
-            busy |= disturbed
-            marks.append(f"{r.seconds:.3f}{'*' if disturbed else ''}")
-        print(f"{name:<{width}}  {med:9.3f}  {min(secs[name]):7.3f}  {1e3 * med / n_batches:8.2f}  "
-              f"{med / ref:9.2f}x  {' '.join(marks)}")
-    if busy:
-        print(f"  * other processes used more than {BUSY_THRESHOLD:.0%} of the CPUs during that run: "
-              f"the machine was not quiet, rerun (more --repeats) before trusting the numbers")
+        quiet_med = f"{common.median(quiet[name]):9.3f}" if quiet[name] else f"{'-':>9}"
+        marks = " ".join(f"{r.seconds:.3f}{'*' if _disturbed(r) else ''}" for r in rs)
+        print(f"{name:<{width}}  {med:9.3f}  {min(secs[name]):7.3f}  {quiet_med}  {1e3 * med / n_batches:8.2f}  "
+              f"{med / ref:9.2f}x  {marks}")
+    any_busy = any(_disturbed(r) for rs in runs.values() for r in rs)
+    all_quiet_some = all(quiet.values())
+    if any_busy:
+        print(f"  * other processes kept more than {BUSY_THRESHOLD:.0%} of the CPUs busy during that run; "
+              f"'quiet med' leaves such runs out. Rerun with more --repeats on a quieter machine.")
     print()
     for name in (name_trainer, name_hand):
         if name in runs:
-            print(f"ratio {name.replace('gradwise, ', 'gradwise ')} / PyTorch: "
-                  f"{common.median(secs[name]) / ref:.2f}  (< 1: gradwise is faster)")
+            line = f"ratio {name.replace('gradwise, ', 'gradwise ')} / PyTorch: {common.median(secs[name]) / ref:.2f}"
+            if any_busy and all_quiet_some:
+                line += f" (quiet runs only: {common.median(quiet[name]) / common.median(quiet[first_torch]):.2f})"
+            print(line + "  (< 1: gradwise is faster)")
     if name_trainer in runs:
         over = common.median(secs[name_trainer]) - common.median(secs[name_hand])
         print(f"Trainer overhead over the hand loop: {over:+.3f} s/epoch ({1e3 * over / n_batches:+.2f} ms/batch)")
@@ -284,15 +287,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"matrix-product floor at the sgemm rate above: {floor:.3f} s/epoch ({epoch_flops(n) / 1e9:.0f} GFLOP)")
     print()
 
-    phases = hand_phases[common.median_index(secs[name_hand])]
+    # The breakdown of the median epoch, among the quiet ones when there are some.
+    hand_quiet = [i for i, r in enumerate(runs[name_hand]) if not _disturbed(r)]
+    pool = hand_quiet or list(range(len(runs[name_hand])))
+    pick = pool[common.median_index([secs[name_hand][i] for i in pool])]
+    phases = hand_phases[pick]
     total = sum(phases.values())
-    print(f"where the time goes in {name_hand} (its median epoch, {total:.3f} s):")
+    which = "median quiet epoch" if any_busy and hand_quiet else "median epoch"
+    print(f"where the time goes in {name_hand} (run {pick + 1}, the {which}, {total:.3f} s):")
     for phase, sec in phases.items():
         print(f"  {phase:<34} {sec:7.3f} s  {100 * sec / total:5.1f} %  {1e3 * sec / n_batches:6.3f} ms/batch")
     return 0
 
 
-def _torch_adam_impl(torch, candidates) -> str:
+def _disturbed(run: common.Run) -> bool:
+    return run.others is not None and run.others > BUSY_THRESHOLD
+
+
+def _torch_adam_impl(torch) -> str:
     """Which Adam implementation torch picks by default for CPU float32 parameters."""
     try:
         from torch.optim.optimizer import _default_to_fused_or_foreach

@@ -126,7 +126,6 @@ _HIGH_WORD = np.uint64(0xFFFFFFFF00000000)
 _BLOCK = 16384  # elements per block: a float64 temporary is 128 KiB, cache-resident
 
 
-
 def erf(x: ArrayLike) -> np.ndarray:
     """The error function ``erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt``, elementwise.
 
@@ -175,8 +174,8 @@ def erfc(x: ArrayLike) -> np.ndarray:
     Notes
     -----
     FDLIBM ``s_erf.c`` (see the module docstring). For ``|x| < 0.84375``, ``1 - (x + x R)`` if
-    ``x < 1/4``, else ``1/2 - (x R + (x - 1/2))``; for ``|x| < 1.25``, ``(1 - c) - P1/Q1`` if
-    ``x > 0``, else ``1 + (c + P1/Q1)``; beyond, ``erfc(|x|)`` or ``2 - erfc(|x|)``. Against
+    ``x < 1/4``, else ``1/2 - (x R + (x - 1/2))``; for ``|x| < 1.25``, ``(1 - c) - PA/QA`` if
+    ``x > 0``, else ``1 + (c + PA/QA)``; beyond, ``erfc(|x|)`` or ``2 - erfc(|x|)``. Against
     ``math.erfc`` on 10^6 points of [-10, 26], the largest relative error is about 3 ulp (6.4e-16).
 
     Raises
@@ -192,6 +191,29 @@ def erfc(x: ArrayLike) -> np.ndarray:
 # approximation only (evaluating all four everywhere and selecting would cost ~4x). Blocks of
 # _BLOCK elements keep the ~10 temporaries in cache and out of fresh page-faulting allocations:
 # on 10^6 float64 values the same code over the whole array at once took ~33 ms, blocked ~9 ms.
+
+
+def _blockwise(block_fn: Callable[[np.ndarray, np.ndarray], None], x: ArrayLike, name: str) -> np.ndarray:
+    """``block_fn(x_block, out_block)`` over `x` in float64 blocks; the result keeps `x`'s float dtype."""
+    a = np.asarray(x)
+    if a.dtype.kind == "f" and a.dtype.itemsize <= 8:
+        dtype = np.dtype(f"f{a.dtype.itemsize}")  # native byte order
+    elif a.dtype.kind in "biu":
+        dtype = np.dtype(np.float64)
+    else:
+        raise TypeError(f"{name}: dtype {a.dtype} is not supported; use float16, float32, float64 or an integer dtype")
+    flat = a.ravel()
+    out = np.empty(flat.shape, dtype)
+    for lo in range(0, flat.size, _BLOCK):
+        xb = flat[lo : lo + _BLOCK].astype(np.float64, copy=False)
+        if dtype == np.float64:
+            block_fn(xb, out[lo : lo + _BLOCK])
+        else:
+            # Narrower dtypes: compute in float64, round once on the way out.
+            ob = np.empty_like(xb)
+            block_fn(xb, ob)
+            out[lo : lo + _BLOCK] = ob
+    return out.reshape(a.shape)
 
 
 def _erf_block(x: np.ndarray, out: np.ndarray) -> None:
@@ -243,29 +265,6 @@ def _between(t: np.ndarray, lo: float, hi: float) -> np.ndarray:
 # ------------------------------------------------------------------------------------- kernels
 
 
-def _blockwise(block_fn: Callable[[np.ndarray, np.ndarray], None], x: ArrayLike, name: str) -> np.ndarray:
-    """``block_fn(x_block, out_block)`` over `x` in float64 blocks; the result keeps `x`'s float dtype."""
-    a = np.asarray(x)
-    if a.dtype.kind == "f" and a.dtype.itemsize <= 8:
-        dtype = np.dtype(f"f{a.dtype.itemsize}")  # native byte order
-    elif a.dtype.kind in "biu":
-        dtype = np.dtype(np.float64)
-    else:
-        raise TypeError(f"{name}: dtype {a.dtype} is not supported; use float16, float32, float64 or an integer dtype")
-    flat = a.ravel()
-    out = np.empty(flat.shape, dtype)
-    for lo in range(0, flat.size, _BLOCK):
-        xb = flat[lo : lo + _BLOCK].astype(np.float64, copy=False)
-        if dtype == np.float64:
-            block_fn(xb, out[lo : lo + _BLOCK])
-        else:
-            # Narrower dtypes: compute in float64, round once on the way out.
-            ob = np.empty_like(xb)
-            block_fn(xb, ob)
-            out[lo : lo + _BLOCK] = ob
-    return out.reshape(a.shape)
-
-
 def _horner(t: np.ndarray, coeffs: tuple[float, ...]) -> np.ndarray:
     """``sum_k coeffs[k] t^(n-k)``, highest degree first, in place on one buffer."""
     acc = np.multiply(t, coeffs[0])
@@ -289,7 +288,7 @@ def _erf_small(t: np.ndarray) -> np.ndarray:
 
 
 def _erf_mid_ratio(t: np.ndarray) -> np.ndarray:
-    """``P1(s) / Q1(s)``, ``s = t - 1``: ``erf(t) - erx`` for ``0.84375 <= t < 1.25``."""
+    """``PA(s) / QA(s)``, ``s = t - 1``: ``erf(t) - erx`` for ``0.84375 <= t < 1.25``."""
     return _rational(t - 1.0, _PA, _QA)
 
 

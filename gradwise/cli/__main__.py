@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -102,28 +101,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"gradwise: training {name} on {cfg.section('data')['dataset']} "
           f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test), "
           f"{model.num_parameters():,} parameters, run directory {run.path}")
-    start = time.perf_counter()
-    history = trainer.fit(train_loader, val_loader, epochs=int(train_cfg["epochs"]))
-    wall = time.perf_counter() - start
+    trainer.fit(train_loader, val_loader, epochs=int(train_cfg["epochs"]))
 
-    results: dict[str, Any] = {
-        "train": trainer.evaluate(eval_train_loader),
-        "test": trainer.evaluate(test_loader),
-    }
+    # The Trainer wrote its summary (status, steps, epochs, best epoch, wall time); add the final
+    # evaluation of every split to it.
+    results: dict[str, Any] = run.read_metrics()
+    results["train"] = trainer.evaluate(eval_train_loader)
     if val_loader is not None:
         results["val"] = trainer.evaluate(val_loader)
-    results.update(
-        wall_time_s=round(wall, 3),
-        steps=optimizer.step_count,
-        epochs=len(history.epochs),
-        seed=seed,
-    )
+    results["test"] = trainer.evaluate(test_loader)
+    results["seed"] = seed
     run.write_metrics(results)
     for part in ("train", "val", "test"):
         if part in results:
             print(f"{part:>5}: {_format_metrics(results[part])}")
     headline = "accuracy" if "accuracy" in results["test"] else "loss"
-    print(f"test {headline}: {results['test'][headline]:.4f}  ({wall:.1f} s, {optimizer.step_count} steps; {run.path})")
+    print(
+        f"test {headline}: {results['test'][headline]:.4f}  "
+        f"({results['wall_time']:.1f} s, {results['steps']} steps; {run.path})"
+    )
     return 0
 
 

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from gradwise.core import DEFAULT_DTYPE, Layer
+from gradwise.special import erf
 
 
 def _as_float(x: np.ndarray) -> np.ndarray:
@@ -150,9 +151,6 @@ class Softplus(_Elementwise):
         return f"beta={self.beta}, threshold={self.threshold}"
 
 
-_erf = np.vectorize(math.erf, otypes=[np.float64])
-
-
 class GELU(_Elementwise):
     """x Phi(x), Phi the standard normal CDF (Hendrycks & Gimpel, 2016).
 
@@ -172,7 +170,7 @@ class GELU(_Elementwise):
         x = _as_float(x)
         self._cache = x
         if self.approximate == "none":
-            cdf = (0.5 * (1.0 + _erf(x.astype(np.float64) / math.sqrt(2.0)))).astype(x.dtype)
+            cdf = 0.5 * (1 + erf(x * x.dtype.type(1 / math.sqrt(2.0))))
             self._aux = cdf
             return x * cdf
         c = x.dtype.type(math.sqrt(2.0 / math.pi))
