@@ -8,6 +8,7 @@ tuning variables are read once, when the BLAS library is loaded.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import sys
@@ -137,7 +138,7 @@ def numpy_blas_line() -> str:
         blas = config["Build Dependencies"]["blas"]
         extra = blas.get("openblas configuration", "")
         return f"numpy {np.__version__}, BLAS {blas.get('name')} {blas.get('version')}" + (
-            f" [{extra}]" if extra else ""
+            f" (build: {extra.strip()})" if extra else ""
         )
     except Exception as err:  # older NumPy without mode="dicts"; the report must not fail for it
         return f"numpy {np.__version__}, BLAS unknown ({type(err).__name__})"
@@ -251,6 +252,21 @@ def time_interleaved(
         for name, fn in candidates.items():
             runs[name].append(time_run(fn))
     return runs
+
+
+def sgemm_gflops(size: int = 1024, budget_s: float = 0.3) -> float:
+    """Best float32 `a @ b` rate over about `budget_s` seconds, in GFLOP/s: a check of the BLAS
+    kernel and thread count in use. The best, not the median, because a busy machine only ever
+    makes it slower."""
+    import numpy as np
+
+    a = np.ones((size, size), dtype=np.float32)
+    a @ a
+    best = math.inf
+    end = time.perf_counter() + budget_s
+    while time.perf_counter() < end:
+        best = min(best, time_call(lambda: a @ a))
+    return 2 * size**3 / best / 1e9
 
 
 def median(values: list[float]) -> float:

@@ -125,6 +125,7 @@ def test_existing_run_directory_is_never_overwritten(tmp_path, capsys):
     assert sorted(p.name for p in out_dir.iterdir()) == ["metrics.json"]
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow on the way to divergence is the point
 def test_divergence_exits_1_and_keeps_weights_finite(tmp_path, capsys):
     text = SPIRAL.replace('type = "Adam"\nlr = 3e-2', 'type = "SGD"\nlr = 1e30')
     out_dir = tmp_path / "run"
