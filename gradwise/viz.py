@@ -1,4 +1,4 @@
-"""Plots of training runs, as PNG files.
+"""Plots of training runs, of the learning-rate range test and of optimizer trajectories (PNG, GIF).
 
 matplotlib is imported inside each function (``import gradwise`` stays fast), and figures are
 drawn with `matplotlib.figure.Figure` on an Agg canvas rather than through pyplot: no window opens,
@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +22,11 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from gradwise.optim.lr_finder import LRFinderResult
+    from gradwise.optim.trajectories import Surface
     from gradwise.training.trainer import History
 
-__all__ = ["plot_history", "ema"]
+__all__ = ["animate_trajectories", "ema", "plot_history", "plot_lr_finder", "plot_trajectories"]
 
 _NOT_METRICS = ("epoch", "loss", "lr", "time")
 _TRAIN_COLOR = "tab:blue"
@@ -195,3 +197,285 @@ def _as_float(v: Any) -> float:
 
 def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+# ----------------------------------------------------------------------------------------- LR finder
+
+
+def plot_lr_finder(result: LRFinderResult, out_path: str | os.PathLike[str], *, dpi: int = 120) -> Path:
+    """Write the learning-rate range test as a PNG: loss against lr on a log axis.
+
+    The raw mini-batch losses are drawn faint, the smoothed loss solid, and both suggestions are
+    marked on the smoothed curve (the default one with a filled marker and "suggested" in the
+    legend). The y axis is cut a little above the starting loss so that the final blow-up does
+    not flatten the interesting part.
+
+    Parameters
+    ----------
+    result : LRFinderResult
+        From `gradwise.optim.lr_finder.lr_find`.
+    out_path : path-like
+        The PNG to write (atomically); its directory is created if missing.
+    dpi : int
+
+    Returns
+    -------
+    Path
+    """
+    from matplotlib.figure import Figure
+
+    lrs = np.asarray(result.lrs, dtype=np.float64)
+    raw = np.asarray(result.losses, dtype=np.float64)
+    smooth = np.asarray(result.smoothed, dtype=np.float64)
+    fig = Figure(figsize=(7.0, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(lrs, raw, color=_TRAIN_COLOR, alpha=0.25, linewidth=0.8, label="loss (per batch)")
+    ax.plot(lrs, smooth, color=_TRAIN_COLOR, linewidth=1.8, label="smoothed loss (EMA)")
+    marks = (
+        ("steepest descent", result.suggestion_steepest, "tab:red", "o"),
+        ("minimum / 10", result.suggestion_min_div10, "tab:green", "s"),
+    )
+    for label, lr, color, marker in marks:
+        if not (math.isfinite(lr) and lrs.size):
+            continue
+        chosen = lr == result.suggestion
+        y = float(np.interp(np.log10(lr), np.log10(lrs), smooth))
+        ax.axvline(lr, color=color, linestyle="--", linewidth=1, alpha=0.7)
+        ax.plot(
+            [lr], [y], marker=marker, markersize=9, color=color, linestyle="none",
+            markerfacecolor=color if chosen else "white", markeredgewidth=2,
+            label=f"{label}: {lr:.2e}" + (" (suggested)" if chosen else ""),
+        )
+    ax.set_xscale("log")
+    finite = np.concatenate([raw[np.isfinite(raw)], smooth[np.isfinite(smooth)]])
+    if finite.size:
+        best = int(np.nanargmin(smooth))
+        low = float(finite.min())
+        start_level = float(np.nanmax(smooth[: best + 1]))
+        top = start_level + 0.25 * max(start_level - low, 1e-12)
+        ax.set_ylim(low - 0.05 * (top - low), top)
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("loss")
+    ax.set_title(f"Learning-rate range test ({len(lrs)} steps, {result.stop_reason})")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower left")
+    return _save(fig, _prepare_path(out_path), dpi)
+
+
+# ----------------------------------------------------------------------------------------- trajectories
+
+
+def plot_trajectories(
+    paths: Mapping[str, np.ndarray],
+    surface: Surface,
+    out_path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    dpi: int = 120,
+) -> Path:
+    """Draw optimizer paths over the contours of a 2-D surface, as a PNG.
+
+    Contour levels are log-spaced in :math:`f - f_{min}` for a surface with a minimum, so that
+    flat valleys and steep walls both get lines; a surface without one (the saddle) gets evenly
+    spaced levels. The minimum (a star) or saddle point (a cross) and the common start point are
+    marked; each path gets a line with small markers every few steps (their spacing shows the
+    speed) and a larger dot where it ends.
+
+    Parameters
+    ----------
+    paths : mapping of str to (T + 1, 2) array
+        Optimizer name -> the points it visited (`gradwise.optim.trajectories.run_optimizer`);
+        NaN rows (a diverged run) are left out.
+    surface : Surface
+        From `gradwise.optim.trajectories`; its `bounds` set the window.
+    out_path : path-like
+        The PNG to write (atomically); its directory is created if missing.
+    title : str, optional
+        Defaults to the surface's name.
+    dpi : int
+
+    Returns
+    -------
+    Path
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=_trajectory_figsize(surface, 8.0, 4.8, legend_width=1.6), layout="constrained")
+    ax = fig.add_subplot()
+    _draw_surface(ax, surface)
+    colors = _path_colors(paths)
+    for name, path in paths.items():
+        xy = np.asarray(path, dtype=np.float64)
+        steps = len(xy) - 1
+        ax.plot(
+            xy[:, 0], xy[:, 1], color=colors[name], linewidth=1.6, marker="o", markersize=2.5,
+            markevery=max(1, steps // 40), label=name,
+        )
+        end = xy[np.isfinite(xy).all(axis=1)][-1:]  # where it stopped (or last was finite)
+        ax.plot(end[:, 0], end[:, 1], marker="o", markersize=7, color=colors[name],
+                markeredgecolor="black", linestyle="none", zorder=4)
+    _draw_start(ax, paths)
+    ax.set_title(title if title is not None else surface.name)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", borderaxespad=0)
+    return _save(fig, _prepare_path(out_path), dpi)
+
+
+def animate_trajectories(
+    paths: Mapping[str, np.ndarray],
+    surface: Surface,
+    out_path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    frames: int = 60,
+    fps: int = 15,
+    dpi: int = 72,
+) -> Path:
+    """Animate optimizer paths over a surface's contours, as a looping GIF.
+
+    The same picture as `plot_trajectories`, drawn with the paths growing step by step. The
+    background is drawn once and each frame only redraws the paths on it (blitting on the Agg
+    canvas); all frames share one 128-colour palette (Pillow, which matplotlib depends on), so a 60-frame GIF
+    stays within a few hundred kilobytes. The last frame is held for 1.5 s.
+
+    Parameters
+    ----------
+    paths, surface, title
+        As in `plot_trajectories`.
+    out_path : path-like
+        The GIF to write (atomically); its directory is created if missing.
+    frames : int
+        Number of frames (>= 2), spread evenly over the steps (at most one per step).
+    fps : int
+        Frames per second.
+    dpi : int
+        Resolution; the plot area is at most 5 x 3.2 inches.
+
+    Returns
+    -------
+    Path
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    if frames < 2:
+        raise ValueError(f"animate_trajectories: {frames=} must be >= 2")
+    if fps < 1:
+        raise ValueError(f"animate_trajectories: {fps=} must be >= 1")
+    fig = Figure(figsize=_trajectory_figsize(surface, 5.0, 3.2, legend_width=1.2), layout="constrained")
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    _draw_surface(ax, surface)
+    colors = _path_colors(paths)
+    arrays = {name: np.asarray(p, dtype=np.float64) for name, p in paths.items()}
+    steps = max((len(a) - 1 for a in arrays.values()), default=0)
+    # The moving parts are "animated": left out of the background, which is drawn once and
+    # restored for every frame (blitting), so a frame costs a few lines, not the contours.
+    lines = {
+        name: ax.plot([], [], color=colors[name], linewidth=1.6, label=name, animated=True)[0]
+        for name in arrays
+    }
+    heads = {
+        name: ax.plot([], [], color=colors[name], marker="o", markersize=5, markeredgecolor="black",
+                      linestyle="none", animated=True)[0]
+        for name in arrays
+    }
+    _draw_start(ax, arrays)
+    ax.set_title(title if title is not None else surface.name, fontsize="medium")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="x-small", borderaxespad=0)
+    counter = ax.text(0.02, 0.02, "", transform=ax.transAxes, fontsize="small", animated=True)
+    canvas.draw()
+    background = canvas.copy_from_bbox(fig.bbox)
+
+    n_frames = min(frames, steps + 1)
+    images = []
+    for k in np.unique(np.round(np.linspace(0, steps, n_frames)).astype(int)):
+        canvas.restore_region(background)
+        for name, xy in arrays.items():
+            shown = xy[: k + 1]
+            lines[name].set_data(shown[:, 0], shown[:, 1])
+            last = shown[np.isfinite(shown).all(axis=1)][-1:]
+            heads[name].set_data(last[:, 0], last[:, 1])
+            ax.draw_artist(lines[name])
+            ax.draw_artist(heads[name])
+        counter.set_text(f"step {k}")
+        ax.draw_artist(counter)
+        images.append(Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy()))
+    # One palette for all frames: the paths' exact colours, black and white, and the rest taken
+    # from the last frame; no dithering, so colours stay true and LZW packs the flat areas well.
+    exact = [tuple(round(255 * v) for v in colors[name][:3]) for name in arrays] + [(0, 0, 0), (255, 255, 255)]
+    n_rest = 128 - len(exact)
+    rest = images[-1].quantize(colors=n_rest, method=Image.Quantize.MEDIANCUT).getpalette()[: 3 * n_rest]
+    palette = Image.new("P", (1, 1))
+    palette.putpalette(rest + [v for rgb in exact for v in rgb])
+    images = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
+    durations = [round(1000 / fps)] * len(images)
+    durations[-1] = 1500
+    buf = io.BytesIO()
+    images[0].save(
+        buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
+        optimize=True,
+    )
+    return atomic_write_bytes(_prepare_path(out_path), buf.getvalue())
+
+
+def _draw_surface(ax: Axes, surface: Surface, resolution: int = 240) -> None:
+    from matplotlib.colors import LogNorm
+
+    (x0, x1), (y0, y1) = surface.bounds
+    xs = np.linspace(x0, x1, resolution)
+    ys = np.linspace(y0, y1, resolution)
+    gx, gy = np.meshgrid(xs, ys)
+    z = np.asarray(surface.value(gx, gy), dtype=np.float64)
+    if surface.minimum is not None:
+        # Log-spaced levels of f - f_min: a flat valley and steep walls in the same picture.
+        z = z - float(surface.value(*surface.minimum))
+        positive = z[z > 0]
+        low = max(float(positive.min()), float(positive.max()) * 1e-9)
+        levels = np.logspace(np.log10(low), np.log10(float(positive.max())), 30)
+        ax.contour(gx, gy, np.maximum(z, low), levels=levels, norm=LogNorm(), cmap="viridis",
+                   linewidths=0.7, alpha=0.7)
+        ax.plot(*surface.minimum, marker="*", markersize=15, color="black", linestyle="none",
+                label="minimum", zorder=5)
+    else:
+        ax.contour(gx, gy, z, levels=30, cmap="viridis", linewidths=0.7, alpha=0.7)
+    if surface.saddle_point is not None:
+        ax.plot(*surface.saddle_point, marker="X", markersize=10, color="black", linestyle="none",
+                label="saddle point", zorder=5)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")  # true geometry: an ill-conditioned bowl looks like the narrow valley it is
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+
+
+def _trajectory_figsize(
+    surface: Surface, max_width: float, max_height: float, legend_width: float
+) -> tuple[float, float]:
+    # Equal aspect (true geometry): the axes take the window's shape within max_width x max_height
+    # inches; the title and labels take about 0.9 x 0.8 inches and the legend sits to the right.
+    (x0, x1), (y0, y1) = surface.bounds
+    scale = min(max_width / (x1 - x0), max_height / (y1 - y0))
+    return ((x1 - x0) * scale + 0.8 + legend_width, (y1 - y0) * scale + 0.9)
+
+
+def _draw_start(ax: Axes, paths: Mapping[str, np.ndarray]) -> None:
+    for path in paths.values():
+        xy = np.asarray(path, dtype=np.float64)
+        if len(xy):
+            ax.plot(xy[0, 0], xy[0, 1], marker="o", markersize=7, color="black",
+                    markerfacecolor="white", linestyle="none", label="start", zorder=6)
+            return
+
+
+def _path_colors(paths: Mapping[str, Any]) -> dict[str, Any]:
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"].colors
+    return {name: palette[i % len(palette)] for i, name in enumerate(paths)}
+
+
+def _prepare_path(out_path: str | os.PathLike[str]) -> Path:
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

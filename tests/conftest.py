@@ -29,6 +29,10 @@ ORACLE_RTOL64 = 1e-10  # float64 vs torch float64
 # Loss values (Python floats, accumulated in the scores' dtype).
 LOSS_RTOL = 1e-6  # float32
 LOSS_RTOL64 = 1e-12  # float64
+# Optimizers (float64): golden steps written from the formula differ from the computed ones by
+# rounding only; 200-step trajectories against torch.optim, norm-wise relative error.
+OPTIM_GOLDEN_RTOL = 1e-12
+OPTIM_ORACLE_RTOL = 1e-10
 # Empirical moments of initializers on ~260k draws: the sampling error of a variance estimate is
 # about sqrt(2 / n) ~ 0.3%, so 2% is tight yet never flaky with a fixed seed.
 INIT_VAR_RTOL = 0.02
@@ -46,6 +50,8 @@ class Tolerances:
     oracle64: float = ORACLE_RTOL64
     loss: float = LOSS_RTOL
     loss64: float = LOSS_RTOL64
+    optim_golden: float = OPTIM_GOLDEN_RTOL
+    optim_oracle: float = OPTIM_ORACLE_RTOL
     init_var: float = INIT_VAR_RTOL
     ortho: float = ORTHO_ATOL
 

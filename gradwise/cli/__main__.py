@@ -80,14 +80,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = cfgmod.build_model(cfg, rng)
     loss = cfgmod.build_loss(cfg)
     _check_fit(model, loss, splits, cfg.source)
-    optimizer = cfgmod.build_optimizer(cfg, model)
-    penalty = cfgmod.build_penalty(cfg)
-    metrics = cfgmod.build_metrics(cfg)
     # Loaders validate the data (NaN, inf, lengths); build them all before writing anything.
     batch_size = int(train_cfg["batch_size"])
     train_loader = DataLoader(
         splits.x_train, splits.y_train, batch_size=batch_size, shuffle=bool(train_cfg["shuffle"]), rng=rng
     )
+    lr, schedule_callbacks = cfgmod.build_schedule(cfg, steps_per_epoch=len(train_loader))
+    optimizer = cfgmod.build_optimizer(cfg, model, lr)
+    penalty = cfgmod.build_penalty(cfg)
+    metrics = cfgmod.build_metrics(cfg)
     val_loader = DataLoader(splits.x_val, splits.y_val, batch_size=1024) if len(splits.x_val) else None
     test_loader = DataLoader(splits.x_test, splits.y_test, batch_size=1024)
     eval_train_loader = DataLoader(splits.x_train, splits.y_train, batch_size=1024)
@@ -96,7 +97,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = RunDir.create(args.out) if args.out else RunDir.new("runs", name=name)
     run.write_config(cfg.data)
     trainer = gw.Trainer(
-        model, loss, optimizer, metrics=metrics, penalty=penalty, progress=not args.no_progress, run_dir=run
+        model,
+        loss,
+        optimizer,
+        metrics=metrics,
+        callbacks=schedule_callbacks,
+        penalty=penalty,
+        progress=not args.no_progress,
+        run_dir=run,
+        clip_grad_norm=float(train_cfg["clip_grad_norm"]) or None,
+        clip_grad_value=float(train_cfg["clip_grad_value"]) or None,
     )
     print(f"gradwise: training {name} on {cfg.section('data')['dataset']} "
           f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test), "

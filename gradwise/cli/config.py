@@ -20,7 +20,9 @@ import numpy as np
 
 from gradwise import layers, losses, optim
 from gradwise.core import Layer, Sequential
+from gradwise.optim import schedules
 from gradwise.training import metrics as _metrics
+from gradwise.training.callbacks import Callback, CycleMomentum, ReduceLROnPlateau
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,11 +57,32 @@ PENALTIES: dict[str, type[losses.Penalty]] = {
     "L2": losses.L2,
     "ElasticNet": losses.ElasticNet,
 }
-OPTIMIZERS: dict[str, type[optim.Optimizer]] = {
+OPTIMIZERS: dict[str, Callable[..., optim.Optimizer]] = {
     "SGD": optim.SGD,
     "Adam": optim.Adam,
     "AdamW": optim.AdamW,
+    "Adagrad": optim.Adagrad,
+    "Adadelta": optim.Adadelta,
+    "RMSprop": optim.RMSprop,
+    "NAdam": optim.NAdam,
+    "RAdam": optim.RAdam,
+    "Lion": optim.Lion,
 }
+# Schedules take their base rate from [optimizer] lr (`lr`, or `max_lr` for one_cycle) and, where
+# they need it, `total_steps` = epochs * batches per epoch unless given. "plateau" is a callback.
+SCHEDULES: dict[str, Callable[..., Any]] = {
+    "constant": schedules.constant,
+    "step": schedules.step_decay,
+    "multistep": schedules.multistep,
+    "exponential": schedules.exponential,
+    "inverse_time": schedules.inverse_time,
+    "cosine": schedules.cosine,
+    "polynomial": schedules.polynomial,
+    "one_cycle": schedules.one_cycle,
+    "plateau": ReduceLROnPlateau,
+}
+# Keys of [schedule] that the config itself handles (not arguments of the schedule class).
+SCHEDULE_KEYS = ("type", "warmup_steps", "warmup_start_factor", "cycle_momentum")
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "accuracy": _metrics.accuracy,
     "rmse": _metrics.rmse,
@@ -82,9 +105,19 @@ SECTIONS: dict[str, dict[str, Any]] = {
     "loss": {"type": None},
     "optimizer": {"type": None},
     "penalty": {"type": None},
-    "train": {"epochs": 10, "batch_size": 32, "seed": 0, "metrics": ["accuracy"], "shuffle": True},
+    "schedule": {"type": None, "warmup_steps": 0, "warmup_start_factor": 0.0, "cycle_momentum": True},
+    "train": {
+        "epochs": 10,
+        "batch_size": 32,
+        "seed": 0,
+        "metrics": ["accuracy"],
+        "shuffle": True,
+        "clip_grad_norm": 0.0,  # 0: off
+        "clip_grad_value": 0.0,  # 0: off
+    },
 }
-OPEN_SECTIONS = ("loss", "optimizer", "penalty")  # further keys are the class's own arguments
+OPTIONAL_SECTIONS = ("penalty", "schedule")
+OPEN_SECTIONS = ("loss", "optimizer", "penalty", "schedule")  # further keys are the class's own arguments
 
 
 @dataclass
@@ -177,7 +210,7 @@ def validate(raw: Mapping[str, Any], source: str) -> Config:
             raise ConfigError(f"{source}: unknown section [{section}]; valid sections: {_choices(SECTIONS)}")
     for section, spec in SECTIONS.items():
         if section not in data:
-            if section == "penalty":
+            if section in OPTIONAL_SECTIONS:
                 continue
             data[section] = {}
         body = data[section]
@@ -210,6 +243,11 @@ def validate(raw: Mapping[str, Any], source: str) -> Config:
         cls = _lookup(table, body["type"], f"[{section}] type", source)
         skip = ("params",) if section == "optimizer" else ()
         _check_kwargs(cls, {k: v for k, v in body.items() if k != "type"}, f"[{section}]", source, skip=skip)
+    if "schedule" in data:
+        body = data["schedule"]
+        cls = _lookup(SCHEDULES, body["type"], "[schedule] type", source)
+        args = {k: v for k, v in body.items() if k not in SCHEDULE_KEYS}
+        _check_kwargs(cls, args, "[schedule]", source, skip=("lr", "max_lr", "schedule_or_lr"))
     for name in data["train"]["metrics"]:
         _lookup(METRICS, name, "[train] metrics", source)
     return Config(data, source)
@@ -234,7 +272,8 @@ def build_model(cfg: Config, rng: np.random.Generator) -> Sequential:
     return Sequential(*built)
 
 
-def _construct(cls: type, body: Mapping[str, Any], where: str, source: str, *args: Any) -> Any:
+def _construct(cls: Callable[..., Any], body: Mapping[str, Any], where: str, source: str, *args: Any) -> Any:
+    # TOML arrays become tuples (betas); milestones lists are fine as tuples too.
     kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in body.items() if k != "type"}
     try:
         return cls(*args, **kwargs)
@@ -254,8 +293,45 @@ def build_penalty(cfg: Config) -> losses.Penalty | None:
     return _construct(PENALTIES[body["type"]], body, "penalty", cfg.source)
 
 
-def build_optimizer(cfg: Config, model: Layer) -> optim.Optimizer:
-    body = cfg.section("optimizer")
+def build_schedule(cfg: Config, steps_per_epoch: int) -> tuple[Any, list[Callback]]:
+    """The optimizer's lr (a float or a schedule) and the callbacks the schedule needs.
+
+    A plateau schedule keeps the float lr and returns a `ReduceLROnPlateau` callback; one_cycle
+    also returns `CycleMomentum` unless ``cycle_momentum = false``.
+    """
+    lr = cfg.section("optimizer").get("lr", 1e-3)
+    if "schedule" not in cfg.data:
+        return lr, []
+    body = cfg.section("schedule")
+    name = body["type"]
+    cls = SCHEDULES[name]
+    args = {k: v for k, v in body.items() if k not in SCHEDULE_KEYS}
+    if name == "plateau":
+        return lr, [_construct(cls, args, "schedule", cfg.source)]
+    params = inspect.signature(cls).parameters
+    if "total_steps" in params and "total_steps" not in args:
+        args["total_steps"] = int(cfg.section("train")["epochs"]) * steps_per_epoch
+    args["max_lr" if "max_lr" in params else "lr"] = lr
+    schedule = _construct(cls, args, "schedule", cfg.source)
+    callbacks: list[Callback] = []
+    if name == "one_cycle" and body["cycle_momentum"]:
+        callbacks.append(CycleMomentum(schedule))
+    if body["warmup_steps"]:
+        schedule = _construct(
+            schedules.warmup,
+            {"warmup_steps": body["warmup_steps"], "start_factor": body["warmup_start_factor"]},
+            "schedule",
+            cfg.source,
+            schedule,
+        )
+    return schedule, callbacks
+
+
+def build_optimizer(cfg: Config, model: Layer, lr: Any = None) -> optim.Optimizer:
+    """The configured optimizer over `model`'s parameters; `lr` (e.g. a schedule) overrides [optimizer] lr."""
+    body = dict(cfg.section("optimizer"))
+    if lr is not None:
+        body["lr"] = lr
     return _construct(OPTIMIZERS[body["type"]], body, "optimizer", cfg.source, model.parameters())
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -10,6 +10,9 @@ import numpy as np
 from gradwise.random import resolve as _resolve_rng
 
 __all__ = ["DataLoader"]
+
+Batch = np.ndarray | tuple[np.ndarray, ...]
+Transform = Callable[[Any, np.random.Generator], Any]
 
 
 class DataLoader:
@@ -21,9 +24,12 @@ class DataLoader:
 
     Parameters
     ----------
-    x : array_like, shape (N, ...)
+    x : array_like, shape (N, ...), or a tuple of them
         Inputs. A floating `x` is cast to `dtype` once; integer inputs (token or category
-        indices) are kept as they are.
+        indices) are kept as they are. A **tuple** of arrays with the same N is a multi-input
+        dataset (for `gradwise.layers.Parallel`): each array is checked and cast on its own and
+        every `xb` is a tuple of the same length, row-aligned. (A list is converted to one
+        array, as NumPy does; only a tuple means several inputs.)
     y : array_like, shape (N, ...), optional
         Targets. Integer labels are kept; floating targets are cast to `dtype` like `x` (the
         losses would cast them to the scores' dtype on every batch otherwise). None yields
@@ -40,11 +46,20 @@ class DataLoader:
         `gradwise.manual_seed` called after building the loader still takes effect.
     dtype : numpy floating dtype or None
         Dtype of floating `x` and `y`; None keeps theirs.
+    transform : callable, optional
+        ``transform(xb, rng) -> xb``, applied to every batch as it is yielded, with the loader's
+        generator (`rng`, or the default one current at the start of the epoch); e.g. a
+        `gradwise.data.augment` transform. Meant for **training loaders only**: give the
+        validation and test loaders none, and `Trainer.evaluate`/`predict` see the data as it
+        is. It must return a new array rather than modify `xb` (unshuffled batches are views of
+        `x`). For a tuple `x` it receives and returns the tuple.
 
     Attributes
     ----------
-    x, y : np.ndarray
-        The (cast) arrays.
+    x : np.ndarray or tuple of np.ndarray
+        The (cast) input array(s).
+    y : np.ndarray or None
+        The (cast) targets.
     batch_size : int
     num_samples : int
 
@@ -70,6 +85,7 @@ class DataLoader:
         drop_last: bool = False,
         rng: np.random.Generator | None = None,
         dtype: type | np.dtype | None = np.float32,
+        transform: Transform | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: {batch_size=} must be an integer >= 1")
@@ -77,13 +93,29 @@ class DataLoader:
             raise TypeError(f"DataLoader: rng must be a numpy Generator or None, got {type(rng).__name__}")
         if dtype is not None and not np.issubdtype(np.dtype(dtype), np.floating):
             raise ValueError(f"DataLoader: {dtype=} must be a floating dtype (or None)")
-        self.x = _prepare("x", x, dtype)
-        self.y = None if y is None else _prepare("y", y, dtype)
-        if self.y is not None and len(self.y) != len(self.x):
-            raise ValueError(
-                f"DataLoader: x and y have different numbers of samples ({len(self.x)} and {len(self.y)})"
+        if transform is not None and not callable(transform):
+            raise TypeError(
+                f"DataLoader: transform must be a callable (xb, rng) -> xb or None, got {type(transform).__name__}"
             )
-        self.num_samples = len(self.x)
+        if isinstance(x, tuple):
+            if not x:
+                raise ValueError("DataLoader: x is an empty tuple; give one array per model input")
+            self.x: Batch = tuple(_prepare(f"x[{i}]", xi, dtype) for i, xi in enumerate(x))
+            lengths = [len(xi) for xi in self.x]
+            if len(set(lengths)) > 1:
+                raise ValueError(
+                    f"DataLoader: the arrays of x have different numbers of samples ({lengths}); "
+                    "every input needs one row per sample"
+                )
+            n = lengths[0]
+        else:
+            self.x = _prepare("x", x, dtype)
+            n = len(self.x)
+        self.y = None if y is None else _prepare("y", y, dtype)
+        if self.y is not None and len(self.y) != n:
+            raise ValueError(f"DataLoader: x and y have different numbers of samples ({n} and {len(self.y)})")
+        self.num_samples = n
+        self.transform = transform
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
@@ -100,24 +132,27 @@ class DataLoader:
             return self.num_samples // self.batch_size
         return -(-self.num_samples // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    def __iter__(self) -> Iterator[tuple[Batch, np.ndarray | None]]:
         n_batches = len(self)
         bs = self.batch_size
         x, y = self.x, self.y
-        if not self.shuffle:
-            for i in range(n_batches):
-                sl = slice(i * bs, (i + 1) * bs)
-                yield x[sl], (None if y is None else y[sl])
-            return
-        perm = _resolve_rng(self.rng).permutation(self.num_samples)
+        multi = isinstance(x, tuple)
+        rng = _resolve_rng(self.rng) if self.shuffle or self.transform is not None else None
+        perm = rng.permutation(self.num_samples) if self.shuffle else None
         for i in range(n_batches):
-            idx = perm[i * bs : (i + 1) * bs]
-            yield x[idx], (None if y is None else y[idx])
+            # A slice gives views (no copy); a piece of the permutation, one gather per array.
+            sel: slice | np.ndarray = slice(i * bs, (i + 1) * bs) if perm is None else perm[i * bs : (i + 1) * bs]
+            xb = tuple(xi[sel] for xi in x) if multi else x[sel]
+            if self.transform is not None:
+                xb = self.transform(xb, rng)
+            yield xb, (None if y is None else y[sel])
 
     def __repr__(self) -> str:
+        inputs = f"inputs={len(self.x)}, " if isinstance(self.x, tuple) else ""
+        transform = "" if self.transform is None else f", transform={getattr(self.transform, '__name__', 'yes')}"
         return (
-            f"DataLoader(num_samples={self.num_samples}, batch_size={self.batch_size}, "
-            f"shuffle={self.shuffle}, drop_last={self.drop_last}, batches={len(self)})"
+            f"DataLoader(num_samples={self.num_samples}, {inputs}batch_size={self.batch_size}, "
+            f"shuffle={self.shuffle}, drop_last={self.drop_last}, batches={len(self)}{transform})"
         )
 
 

@@ -52,6 +52,9 @@ class Adagrad(Optimizer):
     - ``lr_decay`` is PyTorch's: the rate is divided by :math:`1 + (t-1)\kappa`, with :math:`t` this
       parameter's own step count (first step: the full rate). It multiplies any schedule given as
       ``lr``. Adagrad's own :math:`1/\sqrt{G_t}` already decays the step; most users leave it at 0.
+    - A param group's ``initial_accumulator_value`` is honoured, like any hyperparameter;
+      ``torch.optim.Adagrad`` fills every accumulator with the constructor's value when it is
+      built and ignores the groups' (and a group added later has no state there).
     - The accumulator only grows, so the effective step size shrinks monotonically: the reason
       RMSprop and Adadelta replace the sum by an exponential moving average.
 

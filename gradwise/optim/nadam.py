@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -175,8 +174,3 @@ class NAdam(Optimizer):
         np.multiply(update, lr * mu_next / (1 - mu_product_next), out=update)
         np.subtract(p.data, update, out=p.data)
 
-
-# Dozat's schedule written with math, for the docs' table (`mu_t` above uses the same formula).
-def momentum_schedule(step: int, beta1: float = 0.9, momentum_decay: float = 4e-3) -> float:
-    r""":math:`\mu_t = \beta_1 (1 - \tfrac12\, 0.96^{t\psi})`, NAdam's momentum at step `step` (>= 1)."""
-    return beta1 * (1 - 0.5 * math.pow(0.96, step * momentum_decay))

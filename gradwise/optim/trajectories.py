@@ -65,35 +65,36 @@ class Surface:
 
 
 class IllConditionedBowl(Surface):
-    r"""The quadratic :math:`f = \tfrac12 (a x^2 + b y^2)` with :math:`a \gg b`.
+    r"""The quadratic :math:`f = \tfrac12 (a x^2 + b y^2)`, shallow along x and steep along y.
 
-    Steep across x (curvature :math:`a`), shallow along y (curvature :math:`b`): the condition
-    number is :math:`a/b`. Gradient descent with rate :math:`\eta` multiplies x by
+    With :math:`a \ll b` (the default condition number :math:`b/a` is 20) the level sets are
+    long, flat ellipses: a narrow valley. Gradient descent with rate :math:`\eta` multiplies x by
     :math:`1 - \eta a` and y by :math:`1 - \eta b` each step, so a rate large enough to make
-    progress along y (:math:`\eta` near :math:`2/a`) makes x zig-zag from wall to wall, and a
-    rate small enough to stop the zig-zag crawls along y. Momentum and per-coordinate scaling
-    (Adagrad, RMSprop, Adam) are the two cures.
+    progress along the valley floor (x) makes y zig-zag from wall to wall (:math:`\eta` near
+    :math:`2/b`), and a rate small enough to stop the zig-zag crawls along x. Momentum and
+    per-coordinate scaling (Adagrad, RMSprop, Adam) are the two cures.
 
     Parameters
     ----------
     a, b : float
-        Curvatures, > 0. The default condition number is 20.
+        Curvatures along x and y, > 0. Any values work; the defaults put the steep direction
+        vertical so that the valley lies along the plot's long side.
     """
 
-    name = "ill-conditioned bowl"
     minimum = (0.0, 0.0)
 
-    def __init__(self, a: float = 1.0, b: float = 0.05) -> None:
+    def __init__(self, a: float = 0.05, b: float = 1.0) -> None:
         if not (a > 0 and b > 0):
             raise ValueError(f"IllConditionedBowl: {a=} and {b=} must be > 0")
         self.a = float(a)
         self.b = float(b)
         self.name = f"ill-conditioned bowl 0.5*({self.a:g} x^2 + {self.b:g} y^2)"
-        # A window with the same aspect as the level sets (half-axes in ratio sqrt(a/b)).
-        half_y = 6.0
-        half_x = half_y * float(np.sqrt(self.b / self.a)) * 1.6
-        self.bounds = ((-half_x, half_x), (-half_y, half_y))
-        self.start = (0.9 * half_x, 0.8 * half_y)
+        # Start on the level set through (x0, 0) rotated a little towards the steep wall, in a
+        # window whose shape follows the level sets' aspect ratio sqrt(a / b).
+        x0 = 5.0
+        y0 = round(x0 * float(np.sqrt(0.25 * self.a / self.b)), 2)
+        self.start = (-x0, y0)
+        self.bounds = ((-1.12 * x0, 0.32 * x0), (-2.2 * y0, 2.2 * y0))
 
     def value(self, x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
         return 0.5 * (self.a * np.square(x) + self.b * np.square(y))
@@ -147,8 +148,9 @@ class Rosenbrock(Surface):
         self.b = float(b)
         self.name = "Rosenbrock" if (self.a, self.b) == (1.0, 100.0) else f"Rosenbrock(a={a:g}, b={b:g})"
         self.minimum = (self.a, self.a**2)
-        self.bounds = ((self.a - 3.0, self.a + 1.0), (self.a**2 - 2.0, self.a**2 + 2.5))
-        self.start = (self.a - 2.5, self.a**2 + 2.0)
+        self.bounds = ((self.a - 3.0, self.a + 1.0), (self.a**2 - 2.0, self.a**2 + 2.0))
+        # Rosenbrock's own start (-1.2, 1) for the classic parameters.
+        self.start = (round(self.a - 2.2, 12), self.a**2)
 
     def value(self, x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
         return np.square(self.a - x) + self.b * np.square(y - np.square(x))

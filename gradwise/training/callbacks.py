@@ -5,7 +5,8 @@ Subclass `Callback` and override the hooks you need; the trainer calls them in t
     on_train_begin(logs)
         on_epoch_begin(epoch, logs)
             on_train_batch_begin(batch, logs)   # logs: {"size": n}
-            on_train_batch_end(batch, logs)     # logs: {"loss": this batch's loss, "size": n}
+            on_train_batch_end(batch, logs)     # logs: {"loss": this batch's loss, "size": n,
+                                                #        "grad_norm": pre-clip norm when clipping by norm}
             ...
             on_test_begin(logs)                 # validation, through Trainer.evaluate
             on_test_end(logs)                   # logs: {"loss": ..., <metric>: ...}
@@ -160,3 +161,9 @@ class CallbackList:
 
     def __repr__(self) -> str:
         return f"CallbackList({self.callbacks!r})"
+
+
+# Built-in callbacks that live in their own files, importable from here (after `Callback` exists,
+# which they subclass).
+from gradwise.training.schedule_callbacks import CycleMomentum  # noqa: E402
+from gradwise.training.schedule_callbacks import ReduceLROnPlateau  # noqa: E402

@@ -7,6 +7,7 @@ One training step, in the order the data flows (``docs/training.md``)::
     optimizer.zero_grad()
     model.backward(loss.backward())            # layers accumulate into Parameter.grad
     penalty.backward(params)
+    clip_grad_norm(params, max_norm)           # or clip_grad_value, if asked
     optimizer.step()
 """
 
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gradwise.core import Layer
+from gradwise.optim import clip
 from gradwise.training.callbacks import Callback, CallbackList
 from gradwise.training.history import History
 from gradwise.training.metrics import EpochAccumulator, check_metrics
@@ -81,6 +83,9 @@ class Trainer:
         The logs key that decides the best checkpoint (minimized for losses and errors,
         maximized otherwise). Without a validation loader, ``"val_X"`` falls back to ``"X"``
         with a warning.
+    clip_grad_norm, clip_grad_value : float, optional
+        Clip gradients before each ``optimizer.step()`` (`gradwise.optim.clip`), by global 2-norm
+        (its value before clipping is the batch logs' ``grad_norm``) or entry-wise; at most one.
 
     Attributes
     ----------
@@ -110,6 +115,8 @@ class Trainer:
         progress: bool = True,
         run_dir: RunDir | str | os.PathLike[str] | None = None,
         monitor: str = "val_loss",
+        clip_grad_norm: float | None = None,
+        clip_grad_value: float | None = None,
     ) -> None:
         if not isinstance(model, Layer):
             raise TypeError(f"Trainer: model must be a gradwise Layer, got {type(model).__name__}")
@@ -126,6 +133,12 @@ class Trainer:
             raise TypeError(
                 f"Trainer: penalty ({type(penalty).__name__}) needs value(params) and backward(params)"
             )
+        for name, v in (("clip_grad_norm", clip_grad_norm), ("clip_grad_value", clip_grad_value)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
+                raise ValueError(f"Trainer: {name}={v!r} must be a number > 0")
+        if clip_grad_norm is not None and clip_grad_value is not None:
+            raise ValueError("Trainer: give clip_grad_norm or clip_grad_value, not both")
+        self.clip_grad_norm, self.clip_grad_value = clip_grad_norm, clip_grad_value
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
@@ -261,11 +274,16 @@ class Trainer:
             model.backward(loss.backward())
             if penalty is not None:
                 penalty.backward(params)
+            batch_logs: dict[str, Any] = {"loss": loss_value, "size": n}
+            if self.clip_grad_norm is not None:
+                batch_logs["grad_norm"] = clip.clip_grad_norm(params, self.clip_grad_norm)
+            elif self.clip_grad_value is not None:
+                clip.clip_grad_value(params, self.clip_grad_value)
             self._last_lr = self._current_lr()
             opt.step()
             self.global_step += 1
             totals.add(loss_value, scores, yb)
-            self.callbacks.on_train_batch_end(batch, {"loss": loss_value, "size": n})
+            self.callbacks.on_train_batch_end(batch, batch_logs)
             display.update(batch + 1, totals.loss())
             if self.stop_training:
                 break

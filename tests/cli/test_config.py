@@ -10,6 +10,8 @@ import pytest
 from gradwise.cli import config
 from gradwise.cli.__main__ import _default_config_text
 from gradwise.data import make_spiral
+from gradwise.optim import schedules
+from gradwise.training.callbacks import CycleMomentum, ReduceLROnPlateau
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,3 +121,59 @@ def test_build_data_splits_are_disjoint_and_stratified():
     assert np.array_equal(np.unique(parts, axis=0, return_counts=True)[1],
                           np.unique(full, axis=0, return_counts=True)[1])
     assert np.array_equal(np.sort(parts, axis=0), np.sort(full, axis=0))
+
+
+@pytest.mark.parametrize(
+    ("schedule", "kind"),
+    [
+        ('type = "cosine"', schedules.Cosine),
+        ('type = "step"\nstep_size = 10\ngamma = 0.5', schedules.StepDecay),
+        ('type = "one_cycle"', schedules.OneCycle),
+        ('type = "inverse_time"\ndecay_rate = 0.5\ndecay_steps = 7\nstaircase = true', schedules.InverseTime),
+        ('type = "cosine"\nwarmup_steps = 5', schedules.Warmup),
+    ],
+)
+def test_schedules_take_the_optimizer_lr_and_the_run_length(schedule, kind):
+    cfg = config.parse(SPIRAL + "[schedule]\n" + schedule + "\n", "s.toml")
+    lr, callbacks = config.build_schedule(cfg, steps_per_epoch=7)
+    assert isinstance(lr, kind)
+    opt = config.build_optimizer(cfg, config.build_model(cfg, np.random.default_rng(0)), lr)
+    assert opt.current_lr(opt.param_groups[0]) == pytest.approx(lr(0))
+    if kind is schedules.Cosine:
+        assert lr.total_steps == 2 * 7 and lr(0) == pytest.approx(1e-2)
+    if kind is schedules.OneCycle:
+        assert lr.max_lr == pytest.approx(1e-2) and isinstance(callbacks[0], CycleMomentum)
+
+
+def test_plateau_is_a_callback():
+    cfg = config.parse(SPIRAL + '[schedule]\ntype = "plateau"\npatience = 2\nfactor = 0.5\n', "s.toml")
+    lr, callbacks = config.build_schedule(cfg, steps_per_epoch=7)
+    assert lr == pytest.approx(1e-2)
+    assert isinstance(callbacks[0], ReduceLROnPlateau) and callbacks[0].patience == 2
+
+
+@pytest.mark.parametrize(
+    ("schedule", "pieces"),
+    [
+        ('type = "cosine_annealing"', ["[schedule] type", "cosine", "one_cycle", "plateau"]),
+        ('type = "cosine"\nt_max = 3', ["[schedule]", "'t_max'", "total_steps"]),
+    ],
+)
+def test_schedule_mistakes_are_named(schedule, pieces):
+    with pytest.raises(config.ConfigError) as info:
+        config.parse(SPIRAL + "[schedule]\n" + schedule + "\n", "s.toml")
+    for piece in pieces:
+        assert piece in str(info.value)
+
+
+def test_bad_schedule_argument_is_a_config_error():
+    cfg = config.parse(SPIRAL + '[schedule]\ntype = "one_cycle"\npct_start = 1.5\n', "s.toml")
+    with pytest.raises(config.ConfigError, match="pct_start"):
+        config.build_schedule(cfg, steps_per_epoch=7)
+
+
+@pytest.mark.parametrize("name", sorted(config.OPTIMIZERS))
+def test_every_optimizer_builds_from_a_config(name):
+    cfg = config.parse(SPIRAL.replace('type = "Adam"', f'type = "{name}"'), "s.toml")
+    opt = config.build_optimizer(cfg, config.build_model(cfg, np.random.default_rng(0)))
+    assert opt.current_lr(opt.param_groups[0]) == pytest.approx(1e-2)

@@ -178,3 +178,17 @@ def test_examples_reproduce_the_paper(tmp_path, capsys, example, low, high):
     assert code == 0, err
     accuracy = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]["accuracy"]
     assert low <= accuracy <= high
+
+
+def test_schedule_and_clipping_from_the_config(tmp_path, capsys):
+    text = SPIRAL + '[schedule]\ntype = "cosine"\nwarmup_steps = 10\n'
+    out_dir = tmp_path / "run"
+    code, _, err = _train(
+        [str(_write(tmp_path, text)), "--out", str(out_dir), "--set", "train.clip_grad_norm=1.0"], capsys
+    )
+    assert code == 0, err
+    rows = (out_dir / "history.csv").read_text().strip().splitlines()
+    header = rows[0].split(",")
+    lrs = [float(r.split(",")[header.index("lr")]) for r in rows[1:]]
+    assert lrs[-1] < lrs[len(lrs) // 2] < max(lrs)  # annealed after the warm-up
+    assert json.loads((out_dir / "metrics.json").read_text())["test"]["accuracy"] > 0.8

@@ -7,14 +7,10 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from oracle import config_id, rel_error, trajectories
 
 from gradwise.core import Parameter
 from gradwise.optim import Adam, AdamW
-
-# Golden values are written from the formula; only rounding separates them from the computed ones.
-GOLDEN_RTOL = 1e-12
-# 200 float64 steps against torch: rounding-level differences only (norm-wise relative error).
-ORACLE_RTOL = 1e-10
 
 THETA0 = [1.0, -2.0]
 G1 = [0.5, -0.25]
@@ -33,33 +29,33 @@ def run(grads: list[list[float]], make=Adam, **kwargs) -> np.ndarray:
 
 # ---------------------------------------------------------------------- golden steps
 # On the first step m_hat = g and v_hat = g^2, so the step is lr * g / (|g| + eps).
-def test_golden_first_step() -> None:
+def test_golden_first_step(tol) -> None:
     # 0.1 * 0.5 / 0.50000001 = 0.099999998, 0.1 * 0.25 / 0.25000001 = 0.099999996
-    np.testing.assert_allclose(run([G1], lr=0.1), [0.900000002, -1.900000004], rtol=GOLDEN_RTOL)
+    np.testing.assert_allclose(run([G1], lr=0.1), [0.900000002, -1.900000004], rtol=tol.optim_golden)
 
 
-def test_golden_first_step_maximize() -> None:
+def test_golden_first_step_maximize(tol) -> None:
     np.testing.assert_allclose(
-        run([G1], lr=0.1, maximize=True), [1.099999998, -2.099999996], rtol=GOLDEN_RTOL
+        run([G1], lr=0.1, maximize=True), [1.099999998, -2.099999996], rtol=tol.optim_golden
     )
 
 
-def test_golden_first_step_coupled_weight_decay() -> None:
+def test_golden_first_step_coupled_weight_decay(tol) -> None:
     # g + 0.1 theta = [0.6, -0.45]; the decay passes through the normalization
     expected = [1 - 0.1 * 0.6 / (0.6 + EPS), -2 + 0.1 * 0.45 / (0.45 + EPS)]
-    np.testing.assert_allclose(run([G1], lr=0.1, weight_decay=0.1), expected, rtol=GOLDEN_RTOL)
+    np.testing.assert_allclose(run([G1], lr=0.1, weight_decay=0.1), expected, rtol=tol.optim_golden)
 
 
 @pytest.mark.parametrize("make", [AdamW, lambda ps, **kw: Adam(ps, decoupled_weight_decay=True, **kw)])
-def test_golden_first_step_decoupled_weight_decay(make: Callable) -> None:
+def test_golden_first_step_decoupled_weight_decay(tol, make: Callable) -> None:
     # theta (1 - lr wd) = [0.999, -1.998], then the plain Adam step on the raw gradient
     expected = [0.999 - 0.1 * 0.5 / (0.5 + EPS), -1.998 + 0.1 * 0.25 / (0.25 + EPS)]
     np.testing.assert_allclose(
-        run([G1], make=make, lr=0.1, weight_decay=0.01), expected, rtol=GOLDEN_RTOL
+        run([G1], make=make, lr=0.1, weight_decay=0.01), expected, rtol=tol.optim_golden
     )
 
 
-def test_golden_second_step() -> None:
+def test_golden_second_step(tol) -> None:
     g2 = [0.1, 0.3]
     # m_2 = 0.9 * 0.1 g_1 + 0.1 g_2 = [0.045 + 0.01, -0.0225 + 0.03]
     m2 = np.array([0.055, 0.0075])
@@ -68,17 +64,17 @@ def test_golden_second_step() -> None:
     bc1, bc2 = 1 - 0.9**2, 1 - 0.999**2  # 0.19, 0.001999
     theta1 = np.array([0.900000002, -1.900000004])
     expected = theta1 - 0.1 / bc1 * m2 / (np.sqrt(v2) / math.sqrt(bc2) + EPS)
-    np.testing.assert_allclose(run([G1, g2], lr=0.1), expected, rtol=GOLDEN_RTOL)
+    np.testing.assert_allclose(run([G1, g2], lr=0.1), expected, rtol=tol.optim_golden)
 
 
 @pytest.mark.parametrize("amsgrad", [False, True])
-def test_golden_amsgrad_keeps_the_largest_uncorrected_v(amsgrad: bool) -> None:
+def test_golden_amsgrad_keeps_the_largest_uncorrected_v(tol, amsgrad: bool) -> None:
     # g_1 = 1, g_2 = 0: v_1 = 0.001, v_2 = 0.000999 < v_1, m_2 = 0.9 * 0.1 = 0.09
     v = 0.001 if amsgrad else 0.000999
     theta1 = 1 - 0.1 * 1.0 / (1.0 + EPS)
     expected = theta1 - 0.1 / (1 - 0.9**2) * 0.09 / (math.sqrt(v) / math.sqrt(1 - 0.999**2) + EPS)
     got = run([[1.0, 0.0], [0.0, 0.0]], lr=0.1, amsgrad=amsgrad)
-    np.testing.assert_allclose(got[0], expected, rtol=GOLDEN_RTOL)
+    np.testing.assert_allclose(got[0], expected, rtol=tol.optim_golden)
     # a parameter whose gradient was always 0 does not move: 0 / (0 + eps)
     assert got[1] == -2.0
 
@@ -135,43 +131,6 @@ def test_invalid_arguments(make: Callable, kwargs: dict, match: str) -> None:
 
 
 # ---------------------------------------------------------------------- torch oracle
-def _rel_error(ours: list[Parameter], theirs: list) -> float:
-    return max(
-        float(np.linalg.norm(p.data - t.detach().numpy()) / np.linalg.norm(t.detach().numpy()))
-        for p, t in zip(ours, theirs)
-    )
-
-
-def _trajectories(
-    make_ours: Callable[[list[Parameter]], object],
-    make_torch: Callable[[list], object],
-    steps: int = 200,
-    torch_after_step: Callable[[object], Callable[[], None]] | None = None,
-) -> tuple[list[Parameter], list]:
-    """Run both optimizers on f(theta) = 0.05 |theta|^2 + <noise_t, theta>, in float64.
-
-    The gradient 0.1 theta + noise_t is computed on each side from its own parameters, so any
-    divergence would feed back; the noise sequence is shared.
-    """
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(1)
-    init = [rng.standard_normal((5, 3)), rng.standard_normal(4)]
-    ours = [Parameter(a.copy(), name=f"p{i}") for i, a in enumerate(init)]
-    theirs = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in init]
-    opt, topt = make_ours(ours), make_torch(theirs)
-    after = torch_after_step(topt) if torch_after_step else None
-    for _ in range(steps):
-        for p, t in zip(ours, theirs):
-            noise = rng.standard_normal(p.shape)
-            p.grad[...] = 0.1 * p.data + noise
-            t.grad = torch.from_numpy(0.1 * t.detach().numpy() + noise)
-        opt.step()
-        topt.step()
-        if after:
-            after()
-    return ours, theirs
-
-
 ADAM_GRID = [
     {"amsgrad": amsgrad, "weight_decay": wd, "maximize": maximize}
     for amsgrad in (False, True)
@@ -181,35 +140,37 @@ ADAM_GRID = [
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("config", ADAM_GRID, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
-def test_adam_trajectory_matches_torch(config: dict) -> None:
+@pytest.mark.parametrize("config", ADAM_GRID, ids=config_id)
+def test_adam_trajectory_matches_torch(tol, config: dict) -> None:
     torch = pytest.importorskip("torch")
-    ours, theirs = _trajectories(
+    ours, theirs = trajectories(
         lambda ps: Adam(ps, lr=0.01, betas=(0.8, 0.99), **config),
         lambda ts: torch.optim.Adam(ts, lr=0.01, betas=(0.8, 0.99), **config),
+        seed=1,
     )
-    assert _rel_error(ours, theirs) < ORACLE_RTOL
+    assert rel_error(ours, theirs, "Adam") < tol.optim_oracle
 
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("amsgrad", [False, True])
 @pytest.mark.parametrize("maximize", [False, True])
 @pytest.mark.parametrize("weight_decay", [None, 0.1])
-def test_adamw_trajectory_matches_torch(amsgrad: bool, maximize: bool, weight_decay: float | None) -> None:
+def test_adamw_trajectory_matches_torch(tol, amsgrad: bool, maximize: bool, weight_decay: float | None) -> None:
     torch = pytest.importorskip("torch")
     # None: both libraries' default weight decay (1e-2)
     kw = {"amsgrad": amsgrad, "maximize": maximize}
     if weight_decay is not None:
         kw["weight_decay"] = weight_decay
-    ours, theirs = _trajectories(
+    ours, theirs = trajectories(
         lambda ps: AdamW(ps, lr=0.01, **kw),
         lambda ts: torch.optim.AdamW(ts, lr=0.01, **kw),
+        seed=1,
     )
-    assert _rel_error(ours, theirs) < ORACLE_RTOL
+    assert rel_error(ours, theirs, "Adam") < tol.optim_oracle
 
 
 @pytest.mark.oracle
-def test_param_groups_and_schedule_match_torch() -> None:
+def test_param_groups_and_schedule_match_torch(tol) -> None:
     torch = pytest.importorskip("torch")
 
     def schedule(step: int) -> float:
@@ -221,16 +182,18 @@ def test_param_groups_and_schedule_match_torch() -> None:
             {"params": [ps[1]], "weight_decay": 0.0, "amsgrad": True},
         ]
 
-    ours, theirs = _trajectories(
+    ours, theirs = trajectories(
         lambda ps: AdamW(groups(ps), lr=0.01, weight_decay=0.1),
         lambda ts: torch.optim.AdamW(groups(ts), lr=0.01, weight_decay=0.1),
+        seed=1,
     )
-    assert _rel_error(ours, theirs) < ORACLE_RTOL
+    assert rel_error(ours, theirs, "Adam") < tol.optim_oracle
 
     # lr = 0.1 * 0.9**step; torch's LambdaLR multiplies the base lr (1.0) by the same factor.
-    ours, theirs = _trajectories(
+    ours, theirs = trajectories(
         lambda ps: Adam(ps, lr=schedule, amsgrad=True, weight_decay=0.1),
         lambda ts: torch.optim.Adam(ts, lr=1.0, amsgrad=True, weight_decay=0.1),
         torch_after_step=lambda topt: torch.optim.lr_scheduler.LambdaLR(topt, schedule).step,
+        seed=1,
     )
-    assert _rel_error(ours, theirs) < ORACLE_RTOL
+    assert rel_error(ours, theirs, "Adam") < tol.optim_oracle

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
+from oracle import config_id, rel_error, trajectories
 
 from gradwise.core import Parameter
 from gradwise.optim import SGD
-
-# Golden values are exact decimals, so only rounding separates them from the computed ones.
-GOLDEN_RTOL = 1e-12
-# 200 float64 steps against torch: rounding-level differences only (norm-wise relative error).
-ORACLE_RTOL = 1e-10
 
 THETA0 = [1.0, -2.0]
 G1 = [0.5, 0.25]
@@ -48,8 +42,8 @@ def run(grads: list[list[float]], **kwargs) -> np.ndarray:
         ({"lr": 0.1, "momentum": 0.9, "nesterov": True}, [0.905, -2.0475]),
     ],
 )
-def test_golden_single_step(kwargs: dict, expected: list[float]) -> None:
-    np.testing.assert_allclose(run([G1], **kwargs), expected, rtol=GOLDEN_RTOL)
+def test_golden_single_step(tol, kwargs: dict, expected: list[float]) -> None:
+    np.testing.assert_allclose(run([G1], **kwargs), expected, rtol=tol.optim_golden)
 
 
 @pytest.mark.parametrize(
@@ -66,8 +60,8 @@ def test_golden_single_step(kwargs: dict, expected: list[float]) -> None:
         ({"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}, [0.7766, -1.88945]),
     ],
 )
-def test_golden_two_momentum_steps(kwargs: dict, expected: list[float]) -> None:
-    np.testing.assert_allclose(run([G1, G2], **kwargs), expected, rtol=GOLDEN_RTOL)
+def test_golden_two_momentum_steps(tol, kwargs: dict, expected: list[float]) -> None:
+    np.testing.assert_allclose(run([G1, G2], **kwargs), expected, rtol=tol.optim_golden)
 
 
 def test_gradient_is_not_modified() -> None:
@@ -126,62 +120,25 @@ def _grid() -> list[dict]:
     return configs
 
 
-def _rel_error(ours: list[Parameter], theirs: list) -> float:
-    return max(
-        float(np.linalg.norm(p.data - t.detach().numpy()) / np.linalg.norm(t.detach().numpy()))
-        for p, t in zip(ours, theirs)
-    )
-
-
-def _trajectories(
-    make_ours: Callable[[list[Parameter]], object],
-    make_torch: Callable[[list], object],
-    steps: int = 200,
-    torch_after_step: Callable[[object], Callable[[], None]] | None = None,
-) -> tuple[list[Parameter], list]:
-    """Run both optimizers on f(theta) = 0.05 |theta|^2 + <noise_t, theta>, in float64.
-
-    The gradient 0.1 theta + noise_t is computed on each side from its own parameters, so any
-    divergence would feed back; the noise sequence is shared.
-    """
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(0)
-    init = [rng.standard_normal((5, 3)), rng.standard_normal(4)]
-    ours = [Parameter(a.copy(), name=f"p{i}") for i, a in enumerate(init)]
-    theirs = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in init]
-    opt, topt = make_ours(ours), make_torch(theirs)
-    after = torch_after_step(topt) if torch_after_step else None
-    for _ in range(steps):
-        for p, t in zip(ours, theirs):
-            noise = rng.standard_normal(p.shape)
-            p.grad[...] = 0.1 * p.data + noise
-            t.grad = torch.from_numpy(0.1 * t.detach().numpy() + noise)
-        opt.step()
-        topt.step()
-        if after:
-            after()
-    return ours, theirs
-
-
 @pytest.mark.oracle
-@pytest.mark.parametrize("config", _grid(), ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
-def test_trajectory_matches_torch(config: dict) -> None:
+@pytest.mark.parametrize("config", _grid(), ids=config_id)
+def test_trajectory_matches_torch(tol, config: dict) -> None:
     torch = pytest.importorskip("torch")
-    ours, theirs = _trajectories(
+    ours, theirs = trajectories(
         lambda ps: SGD(ps, lr=0.05, **config),
         lambda ts: torch.optim.SGD(ts, lr=0.05, **config),
     )
-    assert _rel_error(ours, theirs) < ORACLE_RTOL
+    assert rel_error(ours, theirs, "SGD") < tol.optim_oracle
 
 
 @pytest.mark.oracle
-def test_param_groups_and_schedule_match_torch() -> None:
+def test_param_groups_and_schedule_match_torch(tol) -> None:
     torch = pytest.importorskip("torch")
 
     def schedule(step: int) -> float:
         return 0.1 * 0.9**step
 
-    ours, theirs = _trajectories(
+    ours, theirs = trajectories(
         lambda ps: SGD(
             [{"params": [ps[0]]}, {"params": [ps[1]], "lr": 0.01, "nesterov": True}],
             lr=0.05, momentum=0.9,
@@ -191,12 +148,12 @@ def test_param_groups_and_schedule_match_torch() -> None:
             lr=0.05, momentum=0.9,
         ),
     )
-    assert _rel_error(ours, theirs) < ORACLE_RTOL
+    assert rel_error(ours, theirs, "SGD") < tol.optim_oracle
 
     # lr = 0.1 * 0.9**step; torch's LambdaLR multiplies the base lr (1.0) by the same factor.
-    ours, theirs = _trajectories(
+    ours, theirs = trajectories(
         lambda ps: SGD(ps, lr=schedule, momentum=0.9, weight_decay=0.1),
         lambda ts: torch.optim.SGD(ts, lr=1.0, momentum=0.9, weight_decay=0.1),
         torch_after_step=lambda topt: torch.optim.lr_scheduler.LambdaLR(topt, schedule).step,
     )
-    assert _rel_error(ours, theirs) < ORACLE_RTOL
+    assert rel_error(ours, theirs, "SGD") < tol.optim_oracle
