@@ -21,9 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-import gradwise.optim as optim
+from gradwise import optim
 from gradwise.core import Parameter
-from gradwise.optim.trajectories import Beale, IllConditionedBowl, Rosenbrock, Saddle, Surface, run_optimizer
+from gradwise.optim.trajectories import (
+    Beale,
+    IllConditionedBowl,
+    Rosenbrock,
+    Saddle,
+    Surface,
+    run_optimizer,
+)
 from gradwise.viz import animate_trajectories, plot_trajectories
 
 OUT = Path(__file__).resolve().parent / "out"

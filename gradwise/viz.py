@@ -405,7 +405,7 @@ def animate_trajectories(
     # from the last frame; no dithering, so colours stay true and LZW packs the flat areas well.
     exact = [tuple(round(255 * v) for v in colors[name][:3]) for name in arrays] + [(0, 0, 0), (255, 255, 255)]
     n_rest = 128 - len(exact)
-    rest = images[-1].quantize(colors=n_rest, method=Image.Quantize.MEDIANCUT).getpalette()[: 3 * n_rest]
+    rest = (images[-1].quantize(colors=n_rest, method=Image.Quantize.MEDIANCUT).getpalette() or [])[: 3 * n_rest]
     palette = Image.new("P", (1, 1))
     palette.putpalette(rest + [v for rgb in exact for v in rgb])
     images = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
@@ -471,8 +471,8 @@ def _draw_start(ax: Axes, paths: Mapping[str, np.ndarray]) -> None:
 def _path_colors(paths: Mapping[str, Any]) -> dict[str, Any]:
     from matplotlib import colormaps
 
-    palette = colormaps["tab10"].colors
-    return {name: palette[i % len(palette)] for i, name in enumerate(paths)}
+    tab10 = colormaps["tab10"]  # called with an integer, a listed colormap returns that entry
+    return {name: tab10(i % tab10.N) for i, name in enumerate(paths)}
 
 
 def _prepare_path(out_path: str | os.PathLike[str]) -> Path:

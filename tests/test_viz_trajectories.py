@@ -11,7 +11,14 @@ from PIL import Image
 
 from gradwise.optim import SGD, Adam
 from gradwise.optim.lr_finder import LRFinderResult
-from gradwise.optim.trajectories import Beale, IllConditionedBowl, Rosenbrock, Saddle, Surface, run_optimizer
+from gradwise.optim.trajectories import (
+    Beale,
+    IllConditionedBowl,
+    Rosenbrock,
+    Saddle,
+    Surface,
+    run_optimizer,
+)
 from gradwise.viz import animate_trajectories, plot_lr_finder, plot_trajectories
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,45 +15,6 @@ import numpy as np
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
-
-
-def _default_config_text() -> str:
-    return resources.files("gradwise.cli").joinpath("default.toml").read_text(encoding="utf-8")
-
-
-def _load_config(path: str | None, overrides: list[str]) -> Any:
-    from gradwise.cli import config
-
-    if path is None:
-        return config.parse(_default_config_text(), "<built-in default config>", tuple(overrides))
-    return config.load(path, tuple(overrides))
-
-
-def _check_fit(model: Any, loss: Any, splits: Any, source: str) -> None:
-    """Fail before anything is written: the model must accept the inputs and the loss the labels.
-
-    One forward pass on two samples gives the output width; the loss then validates every label of
-    every split against scores of that width (zeros: only the labels are being checked).
-    """
-    from gradwise.cli.config import ConfigError
-
-    try:
-        model.eval()
-        out = model.forward(splits.x_train[:2])
-    except ValueError as e:
-        raise ConfigError(
-            f"{source}: the model does not fit the data (inputs of shape {splits.x_train.shape[1:]}): {e}"
-        ) from None
-    finally:
-        model.train()
-    for part in ("train", "val", "test"):
-        y = getattr(splits, f"y_{part}")
-        if len(y) == 0:
-            continue
-        try:
-            loss.forward(np.zeros((len(y), *out.shape[1:]), dtype=out.dtype), y)
-        except ValueError as e:
-            raise ConfigError(f"{source}: the {part} labels do not fit the model's output: {e}") from None
 
 
 def _format_metrics(values: dict[str, float]) -> str:
@@ -70,7 +30,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.set or [])
     if args.epochs is not None:
         overrides.append(f"train.epochs={args.epochs}")
-    cfg = _load_config(args.config, overrides)
+    cfg = cfgmod.load_or_default(args.config, tuple(overrides))
     train_cfg = cfg.section("train")
     seed = int(train_cfg["seed"])
     gw.manual_seed(seed)
@@ -79,7 +39,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     splits = cfgmod.build_data(cfg, rng)
     model = cfgmod.build_model(cfg, rng)
     loss = cfgmod.build_loss(cfg)
-    _check_fit(model, loss, splits, cfg.source)
+    cfgmod.check_fit(model, loss, splits, cfg.source)
     # Loaders validate the data (NaN, inf, lengths); build them all before writing anything.
     batch_size = int(train_cfg["batch_size"])
     train_loader = DataLoader(
@@ -137,12 +97,12 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     from gradwise.cli import config as cfgmod
     from gradwise.diagnostics import check_model
 
-    cfg = _load_config(args.config, list(args.set or []))
+    cfg = cfgmod.load_or_default(args.config, tuple(args.set or ()))
     rng = np.random.default_rng(int(cfg.section("train")["seed"]))
     splits = cfgmod.build_data(cfg, rng)
     model = cfgmod.build_model(cfg, rng)
     loss = cfgmod.build_loss(cfg)
-    _check_fit(model, loss, splits, cfg.source)
+    cfgmod.check_fit(model, loss, splits, cfg.source)
     x, y = splits.x_train[: args.samples], splits.y_train[: args.samples]
     report = check_model(
         model,
@@ -159,6 +119,8 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from gradwise.cli.lr_find import add_parser as add_lr_find
+
     parser = argparse.ArgumentParser(prog="gradwise", description="Neural networks on NumPy, every number in sight.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -180,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     check.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     check.set_defaults(func=cmd_gradcheck)
+
+    add_lr_find(sub)
     return parser
 
 
@@ -190,10 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except TrainingDiverged as e:
+    except FloatingPointError as e:  # TrainingDiverged, or a non-finite loss in lr-find
         if args.debug:
             raise
-        print(f"gradwise: training diverged: {e}", file=sys.stderr)
+        what = "training diverged" if isinstance(e, TrainingDiverged) else "error"
+        print(f"gradwise: {what}: {e}", file=sys.stderr)
         return EXIT_FAILED
     except (ConfigError, ValueError, FileNotFoundError, FileExistsError) as e:
         if args.debug:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import inspect
 import sys
+from importlib import resources
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,6 +203,18 @@ def load(path: str | Path, overrides: tuple[str, ...] = ()) -> Config:
     return parse(p.read_text(encoding="utf-8"), str(p), overrides)
 
 
+def default_config_text() -> str:
+    """The built-in default config (`gradwise train` with no CONFIG)."""
+    return resources.files("gradwise.cli").joinpath("default.toml").read_text(encoding="utf-8")
+
+
+def load_or_default(path: str | Path | None, overrides: tuple[str, ...] = ()) -> Config:
+    """`load(path)`, or the built-in default config when `path` is None."""
+    if path is None:
+        return parse(default_config_text(), "<built-in default config>", overrides)
+    return load(path, overrides)
+
+
 def validate(raw: Mapping[str, Any], source: str) -> Config:
     """Fill defaults and check every section, key and name; returns a `Config`."""
     data: dict[str, Any] = copy.deepcopy(dict(raw))
@@ -372,3 +385,28 @@ def build_data(cfg: Config, rng: np.random.Generator) -> Splits:
         x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
         x_val = scaler.transform(x_val) if len(x_val) else x_val
     return Splits(x_train, y_train, x_val, y_val, x_test, y_test)
+
+
+def check_fit(model: Any, loss: Any, splits: Any, source: str) -> None:
+    """Fail before anything is written: the model must accept the inputs and the loss the labels.
+
+    One forward pass on two samples gives the output width; the loss then validates every label of
+    every split against scores of that width (zeros: only the labels are being checked).
+    """
+    try:
+        model.eval()
+        out = model.forward(splits.x_train[:2])
+    except ValueError as e:
+        raise ConfigError(
+            f"{source}: the model does not fit the data (inputs of shape {splits.x_train.shape[1:]}): {e}"
+        ) from None
+    finally:
+        model.train()
+    for part in ("train", "val", "test"):
+        y = getattr(splits, f"y_{part}")
+        if len(y) == 0:
+            continue
+        try:
+            loss.forward(np.zeros((len(y), *out.shape[1:]), dtype=out.dtype), y)
+        except ValueError as e:
+            raise ConfigError(f"{source}: the {part} labels do not fit the model's output: {e}") from None

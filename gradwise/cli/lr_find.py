@@ -16,15 +16,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-EXIT_USAGE = 2
-EXIT_FAILED = 1
 
 __all__ = ["add_parser", "cmd_lr_find"]
 
@@ -53,25 +48,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    """Run ``gradwise lr-find``; returns the exit code (errors are printed to stderr)."""
-    from gradwise.cli.config import ConfigError
-
-    try:
-        return _run(args)
-    except FloatingPointError as e:
-        if getattr(args, "debug", False):
-            raise
-        print(f"gradwise: error: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    except (ConfigError, ValueError, FileNotFoundError, FileExistsError) as e:
-        # The same mapping as gradwise.cli.__main__.main.
-        if getattr(args, "debug", False):
-            raise
-        print(f"gradwise: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-
-
-def _run(args: argparse.Namespace) -> int:
+    """Run ``gradwise lr-find``; returns the exit code. Errors propagate to `gradwise.cli.__main__.main`,
+    which prints them on one line (exit 2 for a bad config or an existing --out, 1 for a non-finite loss)."""
     import gradwise as gw
     from gradwise.cli import config as cfgmod
     from gradwise.data.loader import DataLoader
@@ -87,11 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.steps < 2:
         raise ValueError(f"--steps {args.steps} must be at least 2")
     overrides = tuple(args.set or ())
-    if args.config is None:
-        text = resources.files("gradwise.cli").joinpath("default.toml").read_text(encoding="utf-8")
-        cfg = cfgmod.parse(text, "<built-in default config>", overrides)
-    else:
-        cfg = cfgmod.load(args.config, overrides)
+    cfg = cfgmod.load_or_default(args.config, overrides)
     train_cfg = cfg.section("train")
     seed = int(train_cfg["seed"])
     gw.manual_seed(seed)
@@ -100,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     splits = cfgmod.build_data(cfg, rng)
     model = cfgmod.build_model(cfg, rng)
     loss = cfgmod.build_loss(cfg)
-    _check_fit(model, loss, splits.x_train, splits.y_train, cfg.source)
+    cfgmod.check_fit(model, loss, splits, cfg.source)
     optimizer = cfgmod.build_optimizer(cfg, model)
     penalty = cfgmod.build_penalty(cfg)
     loader = DataLoader(
@@ -144,23 +118,3 @@ def _run(args: argparse.Namespace) -> int:
 def _configured_lr(cfg: Any) -> str:
     lr = cfg.section("optimizer").get("lr")
     return "the optimizer's default" if lr is None else f"{lr:g}"
-
-
-def _check_fit(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, source: str) -> None:
-    """Fail before anything is written when the model does not accept the inputs or the loss the
-    labels (the check `gradwise train` makes, on the training split)."""
-    from gradwise.cli.config import ConfigError
-
-    try:
-        model.eval()
-        out = model.forward(x[:2])
-    except ValueError as e:
-        raise ConfigError(
-            f"{source}: the model does not fit the data (inputs of shape {x.shape[1:]}): {e}"
-        ) from None
-    finally:
-        model.train()
-    try:
-        loss.forward(np.zeros((len(y), *out.shape[1:]), dtype=out.dtype), y)
-    except ValueError as e:
-        raise ConfigError(f"{source}: the training labels do not fit the model's output: {e}") from None

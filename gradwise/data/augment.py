@@ -24,6 +24,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -145,7 +146,7 @@ def random_shift_1d(max_shift: int, mode: str = "wrap") -> Transform:
     max_shift = _non_negative_int("random_shift_1d", "max_shift", max_shift)
     if mode not in ("wrap", "zeros"):
         raise ValueError(f"random_shift_1d: {mode=} must be 'wrap' or 'zeros'")
-    pad_mode = "wrap" if mode == "wrap" else "constant"
+    pad_mode: Literal["wrap", "constant"] = "wrap" if mode == "wrap" else "constant"
 
     def shift(xb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         xb = _batch("random_shift_1d", xb, (2, 3), "sequences (N, L) or (N, C, L)")
@@ -188,7 +189,7 @@ def _windows_at(padded: np.ndarray, size: tuple[int, ...], offsets: np.ndarray) 
     mid = padded.ndim - 1 - k
     windows = sliding_window_view(padded, size, axis=tuple(range(-k, 0)))  # (N, *mid, *starts, *size)
     n = np.arange(len(padded))
-    index = (n, *([slice(None)] * mid), *(offsets[:, j] for j in range(k)))
+    index: tuple[Any, ...] = (n, *([slice(None)] * mid), *(offsets[:, j] for j in range(k)))
     # With slices between them the advanced indices' axis (N) goes first, without it stays first.
     return windows[index]
 

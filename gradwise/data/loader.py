@@ -137,7 +137,7 @@ class DataLoader:
         bs = self.batch_size
         x, y = self.x, self.y
         multi = isinstance(x, tuple)
-        rng = _resolve_rng(self.rng) if self.shuffle or self.transform is not None else None
+        rng = _resolve_rng(self.rng)  # once per epoch, so `manual_seed` between epochs takes effect
         perm = rng.permutation(self.num_samples) if self.shuffle else None
         for i in range(n_batches):
             # A slice gives views (no copy); a piece of the permutation, one gather per array.

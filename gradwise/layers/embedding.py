@@ -151,8 +151,8 @@ class Embedding(Layer):
         self._idx = idx.reshape(-1)
         return self.weight.data[idx]
 
-    def backward(self, grad_out: np.ndarray) -> None:
-        if self._idx is None:
+    def backward(self, grad_out: np.ndarray) -> None:  # type: ignore[override]  # indices have no gradient
+        if self._idx is None or self._shape is None:
             raise self.no_cache_error()
         idx, shape = self._idx, self._shape
         self._idx = self._shape = None
@@ -173,7 +173,6 @@ class Embedding(Layer):
             keep = rows != self.padding_idx
             rows, sums = rows[keep], sums[keep]
         self.weight.grad[rows] += sums  # `rows` are unique, so fancy += is a plain scatter
-        return
 
     def _renorm(self, idx: np.ndarray) -> None:
         """PyTorch's ``embedding_renorm_``: rows of `idx` with norm > max_norm scaled to max_norm."""
@@ -191,8 +190,9 @@ class Embedding(Layer):
             flat = idx.reshape(-1)
             example = ""
             if flat.size and np.issubdtype(idx.dtype, np.number):
-                bad = np.flatnonzero(flat != np.round(flat)) if np.issubdtype(idx.dtype, np.floating) else []
-                k = int(bad[0]) if len(bad) else 0
+                is_float = np.issubdtype(idx.dtype, np.floating)
+                bad = np.flatnonzero(flat != np.round(flat)) if is_float else np.zeros(0, dtype=np.intp)
+                k = int(bad[0]) if bad.size else 0
                 example = f" (index {flat[k].item()!r} at position {_position(k, idx.shape)})"
             raise TypeError(
                 f"{self._name()}: indices must be an integer array, got dtype {idx.dtype}{example}; valid indices "

@@ -80,13 +80,10 @@ def _crop(dxp: np.ndarray, pads: Pads, h: int, w: int) -> np.ndarray:
 
 
 def _padded_zeros(shape: tuple[int, ...], pads: Pads, dtype: np.dtype, like: np.ndarray) -> np.ndarray:
-    """Zeros of `shape` (N, C, H, W) plus `pads`, channel-major in memory when `like` is: strided
+    """Zeros of `shape` (N, C, H, W) plus `pads`, in the memory order of `like`: the strided
     writes of `like`-shaped blocks then run along contiguous memory."""
     n, c, h, w = shape
-    hp, wp = h + sum(pads[0]), w + sum(pads[1])
-    if like.transpose(1, 0, 2, 3).flags.c_contiguous and not like.flags.c_contiguous:
-        return np.zeros((c, n, hp, wp), dtype=dtype).transpose(1, 0, 2, 3)
-    return np.zeros((n, c, hp, wp), dtype=dtype)
+    return np.zeros_like(like, dtype=dtype, shape=(n, c, h + sum(pads[0]), w + sum(pads[1])))
 
 
 class _MaxPoolNd(Layer):
@@ -110,7 +107,7 @@ class _MaxPoolNd(Layer):
         # a later one wins only if strictly greater, so on ties the first maximum keeps the
         # gradient (PyTorch's choice), and the update is argmax = max(argmax, k * wins).
         # (Masked writes, `np.copyto(..., where=)`, are 10x slower than this arithmetic.)
-        argmax = np.zeros(best.shape, dtype=np.uint8 if len(slices) <= 256 else np.int32)
+        argmax = np.zeros_like(best, dtype=np.uint8 if len(slices) <= 256 else np.int32)
         for k, rows, cols in slices[1:]:
             v = xp[:, :, rows, cols]
             wins = np.greater(v, best)

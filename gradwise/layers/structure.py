@@ -161,22 +161,22 @@ class Concat(Layer):
         return self.children()
 
     def __len__(self) -> int:
-        return len(self._children)
+        return len(self.children())
 
     def __getitem__(self, i: int) -> Layer:
         return self.branches[i]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y, self._sizes = _concat(self, [branch.forward(x) for branch in self._children.values()], self.axis)
+        y, self._sizes = _concat(self, [branch.forward(x) for branch in self.children()], self.axis)
         return y
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:  # type: ignore[override]  # None: see Notes
         if self._sizes is None:
             raise self.no_cache_error()
         pieces = _split(grad_out, self._sizes, self.axis)
         self._sizes = None
         grad_in = None
-        for branch, g in zip(self._children.values(), pieces):
+        for branch, g in zip(self.children(), pieces):
             gx = branch.backward(g)
             if gx is not None:
                 grad_in = gx if grad_in is None else grad_in + gx
@@ -227,13 +227,13 @@ class Parallel(Layer):
         return self.children()
 
     def __len__(self) -> int:
-        return len(self._children)
+        return len(self.children())
 
     def __getitem__(self, i: int) -> Layer:
         return self.branches[i]
 
-    def forward(self, x: tuple[np.ndarray, ...] | list[np.ndarray]) -> np.ndarray:
-        n = len(self._children)
+    def forward(self, x: tuple[np.ndarray, ...] | list[np.ndarray]) -> np.ndarray:  # type: ignore[override]
+        n = len(self.children())
         if not isinstance(x, (tuple, list)) or len(x) != n:
             got = (
                 f"a {type(x).__name__} of {len(x)} items"
@@ -241,13 +241,13 @@ class Parallel(Layer):
                 else f"{type(x).__name__} of shape {np.shape(x)}"
             )
             raise ValueError(f"Parallel with {n} branches expects a tuple of {n} arrays, one per branch; got {got}")
-        outputs = [branch.forward(xi) for branch, xi in zip(self._children.values(), x)]
+        outputs = [branch.forward(xi) for branch, xi in zip(self.children(), x)]
         y, self._sizes = _concat(self, outputs, self.axis)
         return y
 
-    def backward(self, grad_out: np.ndarray) -> tuple[np.ndarray | None, ...]:
+    def backward(self, grad_out: np.ndarray) -> tuple[np.ndarray | None, ...]:  # type: ignore[override]
         if self._sizes is None:
             raise self.no_cache_error()
         pieces = _split(grad_out, self._sizes, self.axis)
         self._sizes = None
-        return tuple(branch.backward(g) for branch, g in zip(self._children.values(), pieces))
+        return tuple(branch.backward(g) for branch, g in zip(self.children(), pieces))

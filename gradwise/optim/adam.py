@@ -10,6 +10,7 @@ import numpy as np
 
 from gradwise.core import Parameter
 from gradwise.optim.optimizer import LearningRate, Optimizer
+from gradwise.optim.sgd import blocks, objective_grad
 
 
 class Adam(Optimizer):
@@ -130,47 +131,51 @@ class Adam(Optimizer):
         eps = float(group["eps"])
         wd = float(group["weight_decay"])
         decoupled = bool(group["decoupled_weight_decay"])
+        maximize, amsgrad = bool(group["maximize"]), bool(group["amsgrad"])
 
         state["step"] += 1
         t = state["step"]
-        if decoupled and wd != 0:
-            # theta <- (1 - alpha * lambda) theta   (AdamW: the decay bypasses the moments)
-            np.multiply(p.data, 1 - lr * wd, out=p.data)
-        # g_t = ±grad + lambda * theta   (coupled L2 only)
-        g = self._grad_with_decay(p, 0.0 if decoupled else wd, bool(group["maximize"]))
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        tmp = self._scratch(p, 1)
-
-        # m_t = beta1 m_{t-1} + (1 - beta1) g_t
-        np.multiply(m, beta1, out=m)
-        np.multiply(g, 1 - beta1, out=tmp)
-        np.add(m, tmp, out=m)
-        # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
-        np.multiply(v, beta2, out=v)
-        np.multiply(g, g, out=tmp)
-        np.multiply(tmp, 1 - beta2, out=tmp)
-        np.add(v, tmp, out=v)
-        if group["amsgrad"]:
-            # v_hat_t = max(v_hat_{t-1}, v_t), of the uncorrected v (as torch does)
-            v_max = state.get("max_exp_avg_sq")
-            if v_max is None:  # amsgrad switched on after this parameter's first step
-                v_max = state["max_exp_avg_sq"] = np.zeros_like(p.data)
-            np.maximum(v_max, v, out=v_max)
-            v = v_max
-
         step_size = lr / (1 - beta1**t)           # alpha / (1 - beta1^t)
         sqrt_bc2 = math.sqrt(1 - beta2**t)        # sqrt(1 - beta2^t)
-        # denominator sqrt(v_t) / sqrt(1 - beta2^t) + eps   (eps outside the root)
-        denom = tmp
-        np.sqrt(v, out=denom)
-        np.divide(denom, sqrt_bc2, out=denom)
-        np.add(denom, eps, out=denom)
-        # theta_t = theta_{t-1} - step_size * m_t / denom
-        update = denom
-        np.divide(m, denom, out=update)
-        np.multiply(update, step_size, out=update)
-        np.subtract(p.data, update, out=p.data)
+        arrays = [p.data, p.grad, state["exp_avg"], state["exp_avg_sq"]]
+        if amsgrad:
+            if "max_exp_avg_sq" not in state:  # amsgrad switched on after this parameter's first step
+                state["max_exp_avg_sq"] = np.zeros_like(p.data)
+            arrays.append(state["max_exp_avg_sq"])
 
+        for theta, grad, m, v, *v_max, g_buf, tmp in blocks(
+            arrays, [self._scratch(p, 0), self._scratch(p, 1)]
+        ):
+            if decoupled and wd != 0:
+                # theta <- (1 - alpha * lambda) theta   (AdamW: the decay bypasses the moments)
+                np.multiply(theta, 1 - lr * wd, out=theta)
+            # g_t = ±grad + lambda * theta   (coupled L2 only)
+            g = objective_grad(grad, theta, 0.0 if decoupled else wd, maximize, out=g_buf)
+
+            # m_t = beta1 m_{t-1} + (1 - beta1) g_t
+            np.multiply(m, beta1, out=m)
+            np.multiply(g, 1 - beta1, out=tmp)
+            np.add(m, tmp, out=m)
+            # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+            np.multiply(v, beta2, out=v)
+            np.multiply(g, g, out=tmp)
+            np.multiply(tmp, 1 - beta2, out=tmp)
+            np.add(v, tmp, out=v)
+            if v_max:
+                # v_hat_t = max(v_hat_{t-1}, v_t), of the uncorrected v (as torch does)
+                np.maximum(v_max[0], v, out=v_max[0])
+                v = v_max[0]
+
+            # denominator sqrt(v_t) / sqrt(1 - beta2^t) + eps   (eps outside the root)
+            denom = tmp
+            np.sqrt(v, out=denom)
+            np.divide(denom, sqrt_bc2, out=denom)
+            np.add(denom, eps, out=denom)
+            # theta_t = theta_{t-1} - step_size * m_t / denom
+            update = denom
+            np.divide(m, denom, out=update)
+            np.multiply(update, step_size, out=update)
+            np.subtract(theta, update, out=theta)
 
 def AdamW(  # noqa: N802 -- named like the published algorithm and torch.optim.AdamW
     params: Iterable[Parameter] | Iterable[Mapping[str, Any]],

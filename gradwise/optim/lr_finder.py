@@ -384,14 +384,14 @@ class _Snapshot:
         self.groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
 
     def restore(self) -> None:
-        for group, saved in zip(self.optimizer.param_groups, self.groups):
-            group.update(saved)  # before load_state_dict, which expects the schedules back
-        self.optimizer.load_state_dict(self.opt_state)
-        for group, saved in zip(self.optimizer.param_groups, self.groups):
-            group.update(saved)
         self.model.load_state_dict(self.weights)
         for p, g in self.grads:
             np.copyto(p.grad, g)
         # Parents come before children in named_modules, so each module ends with its own flag.
         for mod, training in self.modes:
             mod.train(training)
+        for group, saved in zip(self.optimizer.param_groups, self.groups):
+            group.update(saved)  # before load_state_dict, which expects the schedules back
+        self.optimizer.load_state_dict(self.opt_state)
+        for group, saved in zip(self.optimizer.param_groups, self.groups):
+            group.update(saved)  # the very objects again (load_state_dict may rebuild tuples)

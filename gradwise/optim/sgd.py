@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -105,35 +105,87 @@ class SGD(Optimizer):
         # float(): NumPy float64 hyperparameters would promote float32 arrays.
         mu = float(group["momentum"])
         tau = float(group["dampening"])
+        wd = float(group["weight_decay"])
+        maximize, nesterov = bool(group["maximize"]), bool(group["nesterov"])
 
-        # g_t = ±grad + lambda * theta   (p.grad itself, or scratch slot 0)
-        g = self._grad_with_decay(p, float(group["weight_decay"]), bool(group["maximize"]))
-        d = g
-        if mu != 0:
-            b = state.get("momentum_buffer")
-            if b is None:
-                # b_1 = g_1, allocated once, here rather than in _init_state so that a momentum
-                # switched on later behaves as in torch.
-                b = state["momentum_buffer"] = g.copy()
-            else:
-                # b_t = mu * b_{t-1} + (1 - tau) * g_t
-                np.multiply(b, mu, out=b)
-                if tau == 0:
-                    np.add(b, g, out=b)
+        b = state.get("momentum_buffer") if mu != 0 else None
+        first = mu != 0 and b is None
+        if first:
+            # Allocated once, here rather than in _init_state so that a momentum switched on
+            # later behaves as in torch (b_1 = g_1 below).
+            b = state["momentum_buffer"] = np.empty_like(p.data)
+        arrays = [p.data, p.grad] if b is None else [p.data, p.grad, b]
+        for theta, grad, *buf, g_buf, tmp in blocks(arrays, [self._scratch(p, 0), self._scratch(p, 1)]):
+            # g_t = ±grad + lambda * theta   (the gradient block itself, or g_buf)
+            g = objective_grad(grad, theta, wd, maximize, out=g_buf)
+            d = g
+            if buf:
+                (b,) = buf
+                if first:
+                    # b_1 = g_1
+                    np.copyto(b, g)
                 else:
-                    # g is no longer needed (Nesterov excludes dampening), so slot 0 may hold it.
-                    scaled = self._scratch(p, 0)
-                    np.multiply(g, 1 - tau, out=scaled)
-                    np.add(b, scaled, out=b)
-            if group["nesterov"]:
-                # d_t = g_t + mu * b_t
-                d = self._scratch(p, 1)
-                np.multiply(b, mu, out=d)
-                np.add(d, g, out=d)
-            else:
-                # d_t = b_t
-                d = b
-        # theta_t = theta_{t-1} - lr * d_t
-        step = self._scratch(p, 1)
-        np.multiply(d, lr, out=step)
-        np.subtract(p.data, step, out=p.data)
+                    # b_t = mu * b_{t-1} + (1 - tau) * g_t
+                    np.multiply(b, mu, out=b)
+                    if tau == 0:
+                        np.add(b, g, out=b)
+                    else:
+                        np.multiply(g, 1 - tau, out=tmp)
+                        np.add(b, tmp, out=b)
+                if nesterov:
+                    # d_t = g_t + mu * b_t   (Nesterov excludes dampening: tmp is free)
+                    d = tmp
+                    np.multiply(b, mu, out=d)
+                    np.add(d, g, out=d)
+                else:
+                    # d_t = b_t
+                    d = b
+            # theta_t = theta_{t-1} - lr * d_t
+            np.multiply(d, lr, out=tmp)
+            np.subtract(theta, tmp, out=theta)
+
+
+# A parameter larger than this (in bytes) is updated block by block: every operation of the
+# update runs on one block before the next block is read, so the block and its temporaries stay
+# in cache and each array crosses the memory bus once per step instead of once per operation
+# (PERF-NOTES.md: "count passes over memory"). The operations are element-wise, so the result is
+# the same, bit for bit, as without blocks.
+BLOCK_BYTES = 1 << 18
+
+
+def blocks(
+    arrays: Sequence[np.ndarray], scratch: Sequence[np.ndarray] = ()
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """Matching blocks of the same-shaped `arrays`, followed by equally long views of `scratch`.
+
+    Each block is a tuple ``(*array_blocks, *scratch_blocks)``. The scratch views always start
+    at the beginning of each scratch array, so every block reuses the same (cached) memory.
+    Arrays that fit in one block, or that are not all C-contiguous (flattening would copy), come
+    back whole, as a single block.
+    """
+    size = arrays[0].size
+    block = max(1, BLOCK_BYTES // arrays[0].itemsize)
+    if size <= block or not all(a.flags.c_contiguous for a in (*arrays, *scratch)):
+        yield (*arrays, *scratch)
+        return
+    flat = [a.reshape(-1) for a in arrays]
+    flat_scratch = [s.reshape(-1) for s in scratch]
+    for lo in range(0, size, block):
+        hi = min(lo + block, size)
+        yield (*(a[lo:hi] for a in flat), *(s[: hi - lo] for s in flat_scratch))
+
+
+def objective_grad(
+    grad: np.ndarray, theta: np.ndarray, weight_decay: float, maximize: bool, out: np.ndarray
+) -> np.ndarray:
+    """``(-grad if maximize else grad) + weight_decay * theta`` (torch's order), written to `out`;
+    `grad` itself, unchanged, when there is nothing to add. The block-wise form of
+    `Optimizer._grad_with_decay`."""
+    if weight_decay == 0 and not maximize:
+        return grad
+    if weight_decay == 0:
+        np.negative(grad, out=out)
+    else:
+        np.multiply(theta, weight_decay, out=out)
+        (np.subtract if maximize else np.add)(out, grad, out=out)
+    return out

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gradwise.cli import config
-from gradwise.cli.__main__ import _default_config_text
+from gradwise.cli.config import default_config_text
 from gradwise.data import make_spiral
 from gradwise.optim import schedules
 from gradwise.training.callbacks import CycleMomentum, ReduceLROnPlateau
@@ -44,7 +44,7 @@ def test_defaults_filled_in():
 
 
 def test_builtin_default_is_the_example_default():
-    assert (ROOT / "examples" / "default.toml").read_text() == _default_config_text()
+    assert (ROOT / "examples" / "default.toml").read_text() == default_config_text()
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.toml")), ids=lambda p: p.name)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import re
 from pathlib import Path
 
 import pytest
 
-from gradwise.cli.lr_find import add_parser
+from gradwise.cli.__main__ import main
 
 SPIRAL = """
 [data]
@@ -37,10 +36,7 @@ seed = 3
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="gradwise")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["lr-find", *argv])
-    code = args.func(args)
+    code = main(["lr-find", *argv])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -81,7 +77,7 @@ def test_refuses_an_existing_non_empty_directory(tmp_path: Path, capsys) -> None
     out_dir = tmp_path / "taken"
     out_dir.mkdir()
     (out_dir / "history.csv").write_text("epoch,loss\n")
-    code, out, err = run([config(tmp_path), "--out", str(out_dir), "--steps", "30"], capsys)
+    code, _, err = run([config(tmp_path), "--out", str(out_dir), "--steps", "30"], capsys)
     assert code == 2
     assert "already exists and is not empty" in err and "Traceback" not in err
     assert [p.name for p in out_dir.iterdir()] == ["history.csv"]
@@ -111,9 +107,6 @@ def test_bad_config_exits_2_before_writing(tmp_path: Path, capsys) -> None:
     assert code == 2 and "does not exist" in err
 
 
-def test_debug_shows_the_exception(tmp_path: Path, capsys) -> None:
-    parser = argparse.ArgumentParser(prog="gradwise")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["lr-find", str(tmp_path / "missing.toml"), "--debug"])
+def test_debug_shows_the_exception(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
-        args.func(args)
+        main(["lr-find", str(tmp_path / "missing.toml"), "--debug"])

@@ -113,8 +113,8 @@ def test_gradient_check_input_state_and_every_parameter(rng, tol, cell, num_laye
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
 def test_gradient_check_with_dropout_between_layers_in_training_mode(rng, tol, cell):
     # check_layer rewinds every `rng` attribute, so all evaluations see the same dropout masks.
-    layer = make(cell, 3, 4, rng, num_layers=3, dropout=0.4, bidirectional=True)
-    report = check_layer(layer, rng.standard_normal((5, 2, 3)), max_entries=None)
+    layer = make(cell, 2, 3, rng, num_layers=3, dropout=0.4, bidirectional=True)
+    report = check_layer(layer, rng.standard_normal((4, 2, 2)), max_entries=None)
     assert all(c.checked == c.total for c in report.checks)
     assert report.passed and report.max_rel_error < tol.gradcheck, str(report)
 
@@ -154,10 +154,19 @@ def test_a_broken_backward_is_caught(rng, tol):
 # ------------------------------------------------------------------------------------------ oracle
 
 
-def torch_twin(layer, dtype):
-    """The torch.nn twin of `layer`, built from its constructor settings, with its state dict."""
-    import torch
+@pytest.fixture(scope="module")
+def torch():
+    """torch (or skip), on one thread for this module: on tensors this small, more threads only
+    spin-wait for each other, which makes a test tens of times slower on a busy machine."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield torch
+    torch.set_num_threads(threads)
 
+
+def torch_twin(torch, layer, dtype):
+    """The torch.nn twin of `layer`, built from its constructor settings, with its state dict."""
     cls = getattr(torch.nn, type(layer).__name__)
     kwargs = {"nonlinearity": layer.nonlinearity} if isinstance(layer, RNN) else {}
     twin = cls(
@@ -175,42 +184,58 @@ def torch_twin(layer, dtype):
     return twin
 
 
-def oracle_errors(layer, x, h0, c0, rng):
-    """Norm-wise relative errors against torch of the output, final states, input and initial-state
-    gradients and every parameter gradient, with gradients flowing into out, h_n (and c_n)."""
-    import torch
+def upstream(layer, x, rng):
+    """Random upstream gradients for the output and the final state(s), in the dtype of `x`."""
+    t, n = x.shape[:2] if not layer.batch_first else x.shape[1::-1]
+    out_shape = seq_shape(layer, t, n, layer.num_directions * layer.hidden_size)
+    gs = [rng.standard_normal(out_shape), rng.standard_normal(state_shape(layer, n))]
+    if is_lstm(layer):
+        gs.append(rng.standard_normal(state_shape(layer, n)))
+    return [g.astype(x.dtype) for g in gs]
 
-    twin = torch_twin(layer, x.dtype)
-    twin.train(layer.training)
+
+def gradwise_results(layer, x, h0, c0, grads):
+    """Output, final states, input / initial-state gradients and parameter gradients by name."""
     out, h_n, c_n = run_with_state(layer, x, h0, c0)
-    g = rng.standard_normal(out.shape).astype(x.dtype)
-    gh = rng.standard_normal(h_n.shape).astype(x.dtype)
-    gc = rng.standard_normal(c_n.shape).astype(x.dtype) if c_n is not None else None
     layer.zero_grad()
-    gx = backward_with_state(layer, g, gh, gc)
+    gx = backward_with_state(layer, *grads, *([None] if len(grads) == 2 else []))
+    res = {"output": out, "h_n": h_n, "input": gx, "h0": layer.grad_h0}
+    if c_n is not None:
+        res.update(c_n=c_n, c0=layer.grad_c0)
+    res.update({name: p.grad.copy() for name, p in layer.named_parameters()})
+    return res
 
-    xt, h0t = torch.tensor(x, requires_grad=True), torch.tensor(h0, requires_grad=True)
+
+def torch_results(torch, layer, x, h0, c0, grads, dtype):
+    """The same quantities from the torch twin of `layer`, computed in `dtype`."""
+    twin = torch_twin(torch, layer, dtype)
+    twin.train(layer.training)
+    tensor = lambda a: torch.tensor(np.asarray(a, dtype=dtype), requires_grad=True)  # noqa: E731
+    xt, h0t = tensor(x), tensor(h0)
+    g = [torch.from_numpy(np.asarray(a, dtype=dtype)) for a in grads]
     if c0 is not None:
-        c0t = torch.tensor(c0, requires_grad=True)
-        out_t, (h_t, c_t) = twin(xt, (h0t, c0t))
-        loss = (out_t * torch.from_numpy(g)).sum() + (h_t * torch.from_numpy(gh)).sum() + (c_t * torch.from_numpy(gc)).sum()
+        c0t = tensor(c0)
+        out, (h_n, c_n) = twin(xt, (h0t, c0t))
+        ((out * g[0]).sum() + (h_n * g[1]).sum() + (c_n * g[2]).sum()).backward()
     else:
-        out_t, h_t = twin(xt, h0t)
-        loss = (out_t * torch.from_numpy(g)).sum() + (h_t * torch.from_numpy(gh)).sum()
-    loss.backward()
-    errors = {
-        "output": rel_err(out, out_t.detach().numpy()),
-        "h_n": rel_err(h_n, h_t.detach().numpy()),
-        "input": rel_err(gx, xt.grad.numpy()),
-        "h0": rel_err(layer.grad_h0, h0t.grad.numpy()),
-    }
+        out, h_n = twin(xt, h0t)
+        ((out * g[0]).sum() + (h_n * g[1]).sum()).backward()
+    res = {"output": out, "h_n": h_n, "input": xt.grad, "h0": h0t.grad}
     if c0 is not None:
-        errors["c_n"] = rel_err(c_n, c_t.detach().numpy())
-        errors["c0"] = rel_err(layer.grad_c0, c0t.grad.numpy())
-    torch_grads = {name: p.grad.numpy() for name, p in twin.named_parameters()}
-    grads = {name: p.grad for name, p in layer.named_parameters()}
-    assert list(grads) == list(torch_grads), f"parameter names {list(grads)} != torch's {list(torch_grads)}"
-    errors.update({name: rel_err(grads[name], torch_grads[name]) for name in grads})
+        res.update(c_n=c_n, c0=c0t.grad)
+    res.update({name: p.grad for name, p in twin.named_parameters()})
+    return {k: v.detach().numpy() for k, v in res.items()}
+
+
+def oracle_errors(torch, layer, x, h0, c0, rng):
+    """Norm-wise relative errors against torch (same dtype, same weights) of the output, final
+    states, input and initial-state gradients and every parameter gradient, with gradients
+    flowing in through the output and the final state(s)."""
+    grads = upstream(layer, x, rng)
+    ours = gradwise_results(layer, x, h0, c0, grads)
+    theirs = torch_results(torch, layer, x, h0, c0, grads, x.dtype)
+    assert list(ours) == list(theirs), f"{list(ours)} != torch's {list(theirs)}"
+    errors = {name: rel_err(ours[name], theirs[name]) for name in ours}
     kind = np.dtype(x.dtype).name
     for name, err in errors.items():
         key = name if name in ("output", "h_n", "c_n", "input", "h0", "c0") else "param"
@@ -222,40 +247,45 @@ def oracle_errors(layer, x, h0, c0, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
 @pytest.mark.parametrize(("num_layers", "bidirectional", "batch_first"), STRUCTURES, ids=STRUCTURE_IDS)
-def test_matches_torch(rng, tol, dtype, cell, num_layers, bidirectional, batch_first):
-    pytest.importorskip("torch")
+def test_matches_torch(torch, rng, tol, dtype, cell, num_layers, bidirectional, batch_first):
     layer = make(cell, 4, 5, rng, dtype, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first)
     x = rng.standard_normal(seq_shape(layer, 7, 3, 4)).astype(dtype)
     h0 = rng.standard_normal(state_shape(layer, 3)).astype(dtype)
     c0 = rng.standard_normal(state_shape(layer, 3)).astype(dtype) if is_lstm(layer) else None
-    errors = oracle_errors(layer, x, h0, c0, rng)
+    errors = oracle_errors(torch, layer, x, h0, c0, rng)
     assert max(errors.values()) < tol.oracle_for(dtype), errors
 
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
-def test_matches_torch_with_dropout_in_eval_mode_and_without_bias(rng, tol, dtype, cell):
-    pytest.importorskip("torch")
+def test_matches_torch_with_dropout_in_eval_mode_and_without_bias(torch, rng, tol, dtype, cell):
     for bias in (True, False):
         layer = make(cell, 3, 6, rng, dtype, num_layers=3, dropout=0.5, bias=bias, bidirectional=True).eval()
         x = rng.standard_normal((6, 4, 3)).astype(dtype)
         h0 = rng.standard_normal(state_shape(layer, 4)).astype(dtype)
         c0 = rng.standard_normal(state_shape(layer, 4)).astype(dtype) if is_lstm(layer) else None
-        errors = oracle_errors(layer, x, h0, c0, rng)
+        errors = oracle_errors(torch, layer, x, h0, c0, rng)
         assert max(errors.values()) < tol.oracle_for(dtype), (bias, errors)
 
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
-def test_matches_torch_on_a_long_float32_sequence_of_the_mnist1d_shape(rng, tol, cell):
-    pytest.importorskip("torch")
+def test_float32_is_as_accurate_as_torchs_on_a_long_sequence_of_the_mnist1d_shape(torch, rng, tol, cell):
+    # Over 40 steps, rounding differences compound (a weight gradient sums 40 * 50 products), so
+    # both float32 results are measured against torch in float64 on the same float32 inputs.
     layer = make(cell, 1, 6, rng, np.float32, batch_first=True, bidirectional=True)
     x = rng.standard_normal((50, 40, 1)).astype(np.float32)
-    h0 = np.zeros(state_shape(layer, 50), dtype=np.float32)
-    c0 = np.zeros_like(h0) if is_lstm(layer) else None
-    errors = oracle_errors(layer, x, h0, c0, rng)
-    assert max(errors.values()) < tol.oracle, errors
+    h0 = rng.standard_normal(state_shape(layer, 50)).astype(np.float32)
+    c0 = rng.standard_normal(state_shape(layer, 50)).astype(np.float32) if is_lstm(layer) else None
+    grads = upstream(layer, x, rng)
+    exact = torch_results(torch, layer, x, h0, c0, grads, np.float64)
+    ours = gradwise_results(layer, x, h0, c0, grads)
+    theirs = torch_results(torch, layer, x, h0, c0, grads, np.float32)
+    for name in exact:
+        ours_err, torch_err = rel_err(ours[name], exact[name]), rel_err(theirs[name], exact[name])
+        record(f"float32-vs-float64:{type(layer).__name__}:{name}", ours_err)
+        assert ours_err < max(tol.oracle, 2 * torch_err), (name, ours_err, torch_err)
 
 
 @pytest.mark.oracle
@@ -267,23 +297,21 @@ def test_matches_torch_on_a_long_float32_sequence_of_the_mnist1d_shape(rng, tol,
     batch_first=st.booleans(),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_matches_torch_for_any_shape(tol, cell, sizes, num_layers, bidirectional, batch_first, seed):
-    pytest.importorskip("torch")
+def test_matches_torch_for_any_shape(torch, tol, cell, sizes, num_layers, bidirectional, batch_first, seed):
     rng = np.random.default_rng(seed)
     input_size, hidden, t, n = sizes
     layer = make(cell, input_size, hidden, rng, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first)
     x = rng.standard_normal(seq_shape(layer, t, n, input_size))
     h0 = rng.standard_normal(state_shape(layer, n))
     c0 = rng.standard_normal(state_shape(layer, n)) if is_lstm(layer) else None
-    errors = oracle_errors(layer, x, h0, c0, rng)
+    errors = oracle_errors(torch, layer, x, h0, c0, rng)
     assert max(errors.values()) < tol.oracle64, errors
 
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
 @pytest.mark.parametrize(("num_layers", "bidirectional"), [(1, False), (2, True), (3, False)])
-def test_state_dict_keys_and_shapes_are_torchs_and_load_both_ways(rng, tol, cell, num_layers, bidirectional):
-    torch = pytest.importorskip("torch")
+def test_state_dict_keys_and_shapes_are_torchs_and_load_both_ways(torch, rng, tol, cell, num_layers, bidirectional):
     layer = make(cell, 3, 5, rng, np.float32, num_layers=num_layers, bidirectional=bidirectional)
     twin = getattr(torch.nn, type(layer).__name__)(
         3, 5, num_layers=num_layers, bidirectional=bidirectional, **cell[2]
@@ -573,7 +601,7 @@ def test_empty_sequence_is_refused(rng):
         ({"hidden_size": -1}, "hidden_size=-1 must be a positive integer"),
         ({"num_layers": 0}, "num_layers=0 must be a positive integer"),
         ({"dropout": 1.5}, r"dropout=1.5 must be a number in \[0, 1\]"),
-        ({"dtype": np.int32}, "must be a floating dtype"),
+        ({"dtype": np.int32}, "dtype=.* must be a floating dtype"),
     ],
 )
 @pytest.mark.parametrize("cls", [RNN, LSTM, GRU])

@@ -16,7 +16,12 @@ from gradwise.data import DataLoader, load_mnist1d
 from gradwise.layers import Linear, ReLU
 from gradwise.losses import L2, MSE, SoftmaxCrossEntropy
 from gradwise.optim import SGD, Adam
-from gradwise.optim.lr_finder import LRFinderResult, lr_find, suggest_min_div10, suggest_steepest
+from gradwise.optim.lr_finder import (
+    LRFinderResult,
+    lr_find,
+    suggest_min_div10,
+    suggest_steepest,
+)
 from gradwise.training.trainer import TrainingDiverged
 
 
@@ -129,12 +134,12 @@ def test_training_after_lr_find_is_exactly_training_without_it() -> None:
     batches = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 96, 16)]
     train_steps(model_a, loss, opt_a, batches)
     train_steps(model_b, loss, opt_b, batches)
-    for (name, a), (_, b) in zip(model_a.state_dict().items(), model_b.state_dict().items()):
+    for (name, a), (_, b) in zip(model_a.state_dict().items(), model_b.state_dict().items(), strict=True):
         assert a.tobytes() == b.tobytes(), name
 
 
 def test_restores_state_when_interrupted() -> None:
-    model, loss, opt, loader = setup()
+    model, _, opt, loader = setup()
     before = snapshot(model, opt)
 
     class Exploding(MSE):

@@ -8,9 +8,23 @@ import numpy as np
 import pytest
 
 from gradwise.optim import SGD, Adam
-from gradwise.optim.trajectories import Beale, IllConditionedBowl, Rosenbrock, Saddle, Surface, run_optimizer
+from gradwise.optim.trajectories import (
+    Beale,
+    IllConditionedBowl,
+    Rosenbrock,
+    Saddle,
+    Surface,
+    run_optimizer,
+)
 
-SURFACES = [IllConditionedBowl(), IllConditionedBowl(a=2.0, b=0.1), Saddle(), Rosenbrock(), Rosenbrock(a=0.5, b=10.0), Beale()]
+SURFACES = [
+    IllConditionedBowl(),
+    IllConditionedBowl(a=2.0, b=0.1),
+    Saddle(),
+    Rosenbrock(),
+    Rosenbrock(a=0.5, b=10.0),
+    Beale(),
+]
 IDS = [repr(s) for s in SURFACES]
 
 
@@ -85,7 +99,8 @@ def test_adam_escapes_the_saddle_faster_than_sgd() -> None:
     saddle = Saddle()
     sgd = run_optimizer(lambda ps: SGD(ps, lr=0.01), saddle, steps=100)
     adam = run_optimizer(lambda ps: Adam(ps, lr=0.03), saddle, steps=100)
-    assert abs(sgd[-1, 1]) < 0.1 < 1.0 < abs(adam[-1, 1])
+    assert abs(sgd[-1, 1]) < 0.1
+    assert abs(adam[-1, 1]) > 1.0
 
 
 def test_run_optimizer_shape_start_and_defaults() -> None:
