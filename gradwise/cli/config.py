@@ -36,17 +36,39 @@ class ConfigError(ValueError):
 
 
 LAYERS: dict[str, type[Layer]] = {
-    "Linear": layers.Linear,
-    "Flatten": layers.Flatten,
-    "ReLU": layers.ReLU,
-    "LeakyReLU": layers.LeakyReLU,
+    "AvgPool1d": layers.AvgPool1d,
+    "AvgPool2d": layers.AvgPool2d,
+    "BatchNorm1d": layers.BatchNorm1d,
+    "BatchNorm2d": layers.BatchNorm2d,
+    "Concat": layers.Concat,
+    "Conv1d": layers.Conv1d,
+    "Conv2d": layers.Conv2d,
+    "Dropout": layers.Dropout,
     "ELU": layers.ELU,
-    "Sigmoid": layers.Sigmoid,
-    "Tanh": layers.Tanh,
-    "Softplus": layers.Softplus,
+    "Embedding": layers.Embedding,
+    "Flatten": layers.Flatten,
     "GELU": layers.GELU,
+    "GRU": layers.GRU,
+    "GlobalAvgPool": layers.GlobalAvgPool,
+    "LSTM": layers.LSTM,
+    "LayerNorm": layers.LayerNorm,
+    "LeakyReLU": layers.LeakyReLU,
+    "Linear": layers.Linear,
+    "MaxPool1d": layers.MaxPool1d,
+    "MaxPool2d": layers.MaxPool2d,
     "Maxout": layers.Maxout,
+    "Parallel": layers.Parallel,
+    "RNN": layers.RNN,
+    "ReLU": layers.ReLU,
+    "Reshape": layers.Reshape,
+    "Residual": layers.Residual,
+    "Sigmoid": layers.Sigmoid,
+    "Softplus": layers.Softplus,
+    "TakeLast": layers.TakeLast,
+    "Tanh": layers.Tanh,
 }
+# Layers whose config holds nested layer lists: `block = [tables]` or `branches = [[tables], ...]`.
+CONTAINERS = {"Residual": "block", "Concat": "branches", "Parallel": "branches"}
 LOSSES: dict[str, type[losses.Loss]] = {
     "SoftmaxCrossEntropy": losses.SoftmaxCrossEntropy,
     "MulticlassHinge": losses.MulticlassHinge,
@@ -240,15 +262,7 @@ def validate(raw: Mapping[str, Any], source: str) -> Config:
                 body[key] = copy.deepcopy(default)
 
     _lookup({d: d for d in DATASETS}, data["data"]["dataset"], "[data] dataset", source)
-    layer_list = data["model"]["layers"]
-    if not isinstance(layer_list, list) or not layer_list:
-        raise ConfigError(f"{source}: [model] layers must be a non-empty list of tables")
-    for i, spec in enumerate(layer_list):
-        where = f"[model] layers[{i}]"
-        if not isinstance(spec, dict) or "type" not in spec:
-            raise ConfigError(f"{source}: {where} needs a 'type' (one of {_choices(LAYERS)})")
-        cls = _lookup(LAYERS, spec["type"], f"{where} type", source)
-        _check_kwargs(cls, {k: v for k, v in spec.items() if k != "type"}, where, source, skip=("rng", "dtype"))
+    _validate_layers(data["model"]["layers"], "[model] layers", source)
     for section, table in (("loss", LOSSES), ("optimizer", OPTIMIZERS), ("penalty", PENALTIES)):
         if section not in data:
             continue
@@ -266,23 +280,60 @@ def validate(raw: Mapping[str, Any], source: str) -> Config:
     return Config(data, source)
 
 
-def build_model(cfg: Config, rng: np.random.Generator) -> Sequential:
-    """A `Sequential` of the configured layers; weights drawn from `rng`."""
-    model_cfg = cfg.section("model")
-    built = []
-    for spec in model_cfg["layers"]:
-        kwargs = {k: v for k, v in spec.items() if k != "type"}
+def _validate_layers(layer_list: Any, where: str, source: str) -> None:
+    """Check a list of layer tables, recursing into the nested lists of containers."""
+    if not isinstance(layer_list, list) or not layer_list:
+        raise ConfigError(f"{source}: {where} must be a non-empty list of layer tables")
+    for i, spec in enumerate(layer_list):
+        here = f"{where}[{i}]"
+        if not isinstance(spec, dict) or "type" not in spec:
+            raise ConfigError(f"{source}: {here} needs a 'type' (one of {_choices(LAYERS)})")
+        cls = _lookup(LAYERS, spec["type"], f"{here} type", source)
+        nested_key = CONTAINERS.get(spec["type"])
+        args = {k: v for k, v in spec.items() if k not in ("type", nested_key)}
+        _check_kwargs(cls, args, here, source, skip=("rng", "dtype", "block"))
+        if nested_key is None:
+            continue
+        if nested_key not in spec:
+            raise ConfigError(f"{source}: {here} ({spec['type']}) needs the key {nested_key!r}")
+        if nested_key == "block":
+            _validate_layers(spec["block"], f"{here}.block", source)
+        else:
+            branches = spec["branches"]
+            if not isinstance(branches, list) or not branches:
+                raise ConfigError(f"{source}: {here}.branches must be a non-empty list of layer lists")
+            for j, branch in enumerate(branches):
+                _validate_layers(branch, f"{here}.branches[{j}]", source)
+
+
+def _build_layers(specs: list[dict[str, Any]], init: Any, rng: np.random.Generator, source: str) -> list[Layer]:
+    built: list[Layer] = []
+    for spec in specs:
         cls = LAYERS[spec["type"]]
+        nested_key = CONTAINERS.get(spec["type"])
+        kwargs = {k: v for k, v in spec.items() if k not in ("type", nested_key)}
         params = inspect.signature(cls).parameters
         if "rng" in params:
             kwargs["rng"] = rng
         if "init" in params and "init" not in kwargs:
-            kwargs["init"] = model_cfg["init"]
+            kwargs["init"] = init
+        # Every nested list becomes a Sequential, so names are always {branch}.{layer}.{param}.
+        args: list[Layer] = []
+        if nested_key == "block":
+            kwargs["block"] = Sequential(*_build_layers(spec["block"], init, rng, source))
+        elif nested_key == "branches":
+            args = [Sequential(*_build_layers(b, init, rng, source)) for b in spec["branches"]]
         try:
-            built.append(cls(**kwargs))
+            built.append(cls(*args, **kwargs))
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"{cfg.source}: [model] layer {spec['type']}: {e}") from None
-    return Sequential(*built)
+            raise ConfigError(f"{source}: [model] layer {spec['type']}: {e}") from None
+    return built
+
+
+def build_model(cfg: Config, rng: np.random.Generator) -> Sequential:
+    """A `Sequential` of the configured layers; weights drawn from `rng`."""
+    model_cfg = cfg.section("model")
+    return Sequential(*_build_layers(model_cfg["layers"], model_cfg["init"], rng, cfg.source))
 
 
 def _construct(cls: Callable[..., Any], body: Mapping[str, Any], where: str, source: str, *args: Any) -> Any:

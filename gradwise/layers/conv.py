@@ -323,12 +323,14 @@ class _ConvNd(Layer):
         # g as (groups, C_out / groups, H_out * W_out * N): no copy when stored batch innermost
         gmat = np.asarray(g4, dtype=cols.dtype).transpose(1, 2, 3, 0).reshape(g, self.out_channels // g, -1)
         wmat = self.weight.data.reshape(g, self.out_channels // g, -1)
-        # dW = g cols^T; then dcols = W^T g, written over cols (same shape, no longer needed).
+        # dW = g cols^T, computed as (cols g^T)^T: BLAS is faster with the long side first.
+        # Then dcols = W^T g, written over cols (same shape, no longer needed).
+        grad_w = self.weight.grad.reshape(wmat.shape)
         if g == 1:
-            self.weight.grad += (gmat[0] @ cols[0].T).reshape(self.weight.shape)
+            grad_w[0] += (cols[0] @ gmat[0].T).T
             dcols = np.matmul(wmat[0].T, gmat[0], out=cols[0])
         else:
-            self.weight.grad += np.matmul(gmat, cols.transpose(0, 2, 1)).reshape(self.weight.shape)
+            grad_w += np.matmul(cols, gmat.transpose(0, 2, 1)).transpose(0, 2, 1)
             dcols = np.matmul(wmat.transpose(0, 2, 1), gmat, out=cols)
         if self.bias is not None:
             self.bias.grad += gmat.sum(axis=2).reshape(-1)

@@ -166,15 +166,17 @@ class Adam(Optimizer):
                 np.maximum(v_max[0], v, out=v_max[0])
                 v = v_max[0]
 
-            # denominator sqrt(v_t) / sqrt(1 - beta2^t) + eps   (eps outside the root)
+            if step_size == 0:
+                continue  # lr = 0: the moments move, the parameters do not
+            # theta_t = theta_{t-1} - s_t m_t / (sqrt(v_t) / sqrt(1 - beta2^t) + eps)   (eps outside
+            # the root), with s_t = step_size moved into the denominator to save one pass:
+            # theta_t = theta_{t-1} - m_t / (sqrt(v_t) / (s_t sqrt(1 - beta2^t)) + eps / s_t)
             denom = tmp
             np.sqrt(v, out=denom)
-            np.divide(denom, sqrt_bc2, out=denom)
-            np.add(denom, eps, out=denom)
-            # theta_t = theta_{t-1} - step_size * m_t / denom
+            np.multiply(denom, 1 / (step_size * sqrt_bc2), out=denom)
+            np.add(denom, eps / step_size, out=denom)
             update = denom
             np.divide(m, denom, out=update)
-            np.multiply(update, step_size, out=update)
             np.subtract(theta, update, out=theta)
 
 def AdamW(  # noqa: N802 -- named like the published algorithm and torch.optim.AdamW

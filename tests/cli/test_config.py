@@ -177,3 +177,48 @@ def test_every_optimizer_builds_from_a_config(name):
     cfg = config.parse(SPIRAL.replace('type = "Adam"', f'type = "{name}"'), "s.toml")
     opt = config.build_optimizer(cfg, config.build_model(cfg, np.random.default_rng(0)))
     assert opt.current_lr(opt.param_groups[0]) == pytest.approx(1e-2)
+
+
+NESTED = """
+[data]
+dataset = "spiral"
+[model]
+layers = [
+  { type = "Concat", branches = [
+      [ { type = "Linear", in_features = 2, out_features = 8 }, { type = "Tanh" } ],
+      [ { type = "Linear", in_features = 2, out_features = 4 } ],
+  ] },
+  { type = "Residual", block = [ { type = "Linear", in_features = 12, out_features = 12 }, { type = "ReLU" } ] },
+  { type = "Linear", in_features = 12, out_features = 3 },
+]
+[loss]
+type = "SoftmaxCrossEntropy"
+[optimizer]
+type = "SGD"
+lr = 0.1
+"""
+
+
+def test_nested_containers_build_with_torch_style_names():
+    cfg = config.parse(NESTED, "n.toml")
+    model = config.build_model(cfg, np.random.default_rng(0))
+    assert list(model.state_dict()) == [
+        "0.0.0.weight", "0.0.0.bias", "0.1.0.weight", "0.1.0.bias",
+        "1.block.0.weight", "1.block.0.bias", "2.weight", "2.bias",
+    ]
+    assert model.forward(np.ones((5, 2), dtype=np.float32)).shape == (5, 3)
+
+
+@pytest.mark.parametrize(
+    ("edit", "pieces"),
+    [
+        (lambda t: t.replace('{ type = "Tanh" }', '{ type = "Tanhh" }'), ["branches[0][1] type", "'Tanhh'"]),
+        (lambda t: t.replace("block = [", "blocks = ["), ["'blocks'"]),
+        (lambda t: t.replace("branches = [\n", "branches = [\n[],\n", 1), ["branches[0]", "non-empty"]),
+    ],
+)
+def test_nested_mistakes_are_named(edit, pieces):
+    with pytest.raises(config.ConfigError) as info:
+        config.parse(edit(NESTED), "n.toml")
+    for piece in pieces:
+        assert piece in str(info.value)

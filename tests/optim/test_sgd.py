@@ -8,6 +8,7 @@ from oracle import config_id, rel_error, trajectories
 
 from gradwise.core import Parameter
 from gradwise.optim import SGD
+from gradwise.optim.sgd import BLOCK_BYTES
 
 THETA0 = [1.0, -2.0]
 G1 = [0.5, 0.25]
@@ -157,3 +158,28 @@ def test_param_groups_and_schedule_match_torch(tol) -> None:
         torch_after_step=lambda topt: torch.optim.lr_scheduler.LambdaLR(topt, schedule).step,
     )
     assert rel_error(ours, theirs, "SGD") < tol.optim_oracle
+
+
+# ---------------------------------------------------------------------- blocked updates
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"momentum": 0.9, "weight_decay": 0.1}, {"momentum": 0.9, "nesterov": True, "maximize": True},
+     {"momentum": 0.5, "dampening": 0.3}],
+    ids=config_id,
+)
+def test_blocked_update_equals_the_whole_array_update(kwargs: dict, dtype) -> None:
+    # A C-contiguous parameter larger than BLOCK_BYTES is updated block by block; a Fortran-ordered
+    # one is updated whole. Element-wise arithmetic makes the two bit-identical.
+    rng = np.random.default_rng(0)
+    init, grads = rng.standard_normal((600, 257)).astype(dtype), rng.standard_normal((3, 600, 257))
+    assert init.nbytes > 2 * BLOCK_BYTES
+    blocked, whole = Parameter(init.copy()), Parameter(init.copy())
+    whole.data, whole.grad = np.asfortranarray(whole.data), np.asfortranarray(whole.grad)
+    opts = [SGD([blocked], lr=0.1, **kwargs), SGD([whole], lr=0.1, **kwargs)]
+    for g in grads:
+        for p, opt in zip((blocked, whole), opts):
+            p.grad[...] = g
+            opt.step()
+    assert whole.data.flags.f_contiguous and not whole.data.flags.c_contiguous
+    np.testing.assert_array_equal(blocked.data, whole.data)
