@@ -10,9 +10,12 @@ Parameters, buffers and sub-layers assigned as attributes are registered in assi
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from gradwise.summary import Summary
 
 DEFAULT_DTYPE = np.float32
 
@@ -189,6 +192,44 @@ class Layer:
     def dtype(self) -> np.dtype:
         params = self.parameters()
         return params[0].dtype if params else np.dtype(DEFAULT_DTYPE)
+
+    # ------------------------------------------------------------------ fine-tuning
+    def freeze(self) -> Layer:
+        """Set ``requires_grad = False`` on every parameter of this layer and its sub-layers.
+
+        Optimizers then skip them (no update, no state) and layers that check the flag skip
+        their gradient. Buffers are unaffected: BatchNorm still updates its running statistics
+        in training mode. Returns `self`, so it chains (``model[0].freeze()``).
+        """
+        for p in self.parameters():
+            p.requires_grad = False
+        return self
+
+    def unfreeze(self) -> Layer:
+        """Set ``requires_grad = True`` on every parameter again; returns `self`.
+
+        An optimizer that already holds these parameters picks them up at its next step, with
+        fresh state.
+        """
+        for p in self.parameters():
+            p.requires_grad = True
+        return self
+
+    @property
+    def frozen(self) -> bool:
+        """True when the layer has parameters and none of them requires a gradient."""
+        params = self.parameters()
+        return bool(params) and not any(p.requires_grad for p in params)
+
+    def summary(self, input_shape: Any, dtype: Any = None) -> Summary:
+        """The table of sub-layers, output shapes, parameter counts and FLOPs for `input_shape`.
+
+        `input_shape` includes the batch dimension, e.g. ``(1, 40)``. See `gradwise.summary.summary`;
+        ``print(model.summary((1, 40)))`` shows the table.
+        """
+        from gradwise.summary import summary
+
+        return summary(self, input_shape, dtype)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, np.ndarray]:

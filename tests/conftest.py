@@ -83,3 +83,11 @@ def tol() -> Tolerances:
 def rng() -> np.random.Generator:
     """A freshly seeded generator: every test sees the same stream."""
     return np.random.default_rng(SEED)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Oracle tests run torch on one thread: its small ops are far slower with two threads on a
+    busy two-core machine, and the oracle is about values, not speed."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)

@@ -32,6 +32,8 @@ class _Recurrent(Layer):
     """PyTorch's `RNNBase`: the machinery of `RNN`, `LSTM` and `GRU` (see those classes)."""
 
     _mode = "RNN"
+    c_n: np.ndarray | None  # LSTM only
+    grad_c0: np.ndarray | None  # LSTM only
 
     def __init__(
         self,
@@ -62,6 +64,7 @@ class _Recurrent(Layer):
         self.dropout = float(dropout)
         self.bidirectional = bool(bidirectional)
         self.num_directions = 2 if bidirectional else 1
+        self._relu = False  # RNN(nonlinearity="relu") sets it
         # Initial weights and the dropout masks between layers; gradient checks rewind `rng`.
         self.rng = _resolve_rng(rng)
         gh = _GATES[self._mode] * self.hidden_size
@@ -73,7 +76,10 @@ class _Recurrent(Layer):
             directions = []
             for d in range(self.num_directions):
                 suffix = f"_l{layer}" + ("_reverse" if d == 1 else "")
-                shapes = [("weight_ih", (gh, fan_in)), ("weight_hh", (gh, self.hidden_size))]
+                shapes: list[tuple[str, tuple[int, ...]]] = [
+                    ("weight_ih", (gh, fan_in)),
+                    ("weight_hh", (gh, self.hidden_size)),
+                ]
                 if self.bias:
                     shapes += [("bias_ih", (gh,)), ("bias_hh", (gh,))]
                 params = []
@@ -88,6 +94,23 @@ class _Recurrent(Layer):
         self.grad_h0: np.ndarray | None = None
         self._cache: list[dict[str, Any]] | None = None
         self._steps: tuple[int, int] | None = None
+        self._work: dict[tuple[int, str], np.ndarray] = {}
+
+    def _buffer(self, layer: int, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """An uninitialized work array, the same one on every call while its shape is unchanged.
+
+        Reusing them matters: fresh arrays of this size come from mmap, and touching their pages
+        for the first time made a whole MNIST-1D GRU step twice as slow. Only internal arrays
+        (the cache of one forward, temporaries of one backward) live here; outputs are always new.
+        """
+        key = (layer, name)
+        buf = self._work.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != self.dtype:
+            buf = self._work[key] = np.empty(shape, dtype=self.dtype)
+        return buf
+
+    def _workspace(self, layer: int) -> cells.Buffers:
+        return lambda name, shape: self._buffer(layer, name, shape)
 
     # ------------------------------------------------------------------------------------ checks
     def _signature(self) -> str:
@@ -125,20 +148,23 @@ class _Recurrent(Layer):
         return state
 
     # ----------------------------------------------------------------------------------- forward
-    def _run(self, x: Any, h0: Any, c0: Any) -> np.ndarray:
-        """Forward through every layer; caches what `_backprop` needs, sets ``h_n`` (and ``c_n``)."""
+    def _run(self, x: Any, h0: Any, c0: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Forward through every layer: (output, h_n, c_n), c_n only meaningful for the LSTM.
+
+        Caches what `_backprop` needs and sets ``h_n`` (and ``c_n``).
+        """
         x = self._check_input(x)
         seq = x.transpose(1, 0, 2) if self.batch_first else x  # (T, N, F) view
         t, n, _ = seq.shape
         lstm = self._mode == "LSTM"
         h0 = self._check_state("h0", h0, n)
-        c0 = self._check_state("c0", c0, n) if lstm else None
+        c0 = self._check_state("c0", c0, n) if lstm else h0
         dd, hid = self.num_directions, self.hidden_size
         scale = cells.pre_scale(self._mode, hid)
         if scale is not None:
             scale = scale.astype(self.dtype)[:, None]
         h_n = np.empty_like(h0)
-        c_n = np.empty_like(h0) if lstm else None
+        c_n = np.empty_like(h0) if lstm else h_n
         self._cache = []
         inp = np.ascontiguousarray(seq)
         for layer, directions in enumerate(self._cells):
@@ -148,6 +174,7 @@ class _Recurrent(Layer):
                 mask = self._dropout_mask(inp.shape)
                 inp = inp * mask
             rows = slice(layer * dd, (layer + 1) * dd)
+            buf = self._workspace(layer)
             x2 = inp.reshape(t * n, inp.shape[2])
             gh = directions[0][0].shape[0]
             # Input projections of every step and both directions: one matrix product.
@@ -157,21 +184,25 @@ class _Recurrent(Layer):
                 w_ih, b = w_ih * np.tile(scale, (dd, 1)), b * np.tile(scale[:, 0], dd)
             # With one input feature this is an outer product, which a broadcast multiplication
             # computes about 25x faster than OpenBLAS's sgemm with an inner dimension of 1.
-            proj = (w_ih @ x2.T if x2.shape[1] > 1 else w_ih * x2.T).reshape(dd, gh, t, n)
-            xs = np.empty((t, dd, gh, n), dtype=self.dtype)
+            proj = buf("proj", (dd * gh, t * n))
+            (np.matmul if x2.shape[1] > 1 else np.multiply)(w_ih, x2.T, out=proj)
+            proj = proj.reshape(dd, gh, t, n)
+            xs = buf("xs", (t, dd, gh, n))
             for d in range(dd):
                 # The reverse direction is stored in its own step order, t = T-1-s.
                 order = slice(None, None, -1) if d == 1 else slice(None)
                 np.add(proj[d].transpose(1, 0, 2)[order], b[d * gh : (d + 1) * gh, None], out=xs[:, d])
             w = np.stack([p[1].data if scale is None else p[1].data * scale for p in directions])
             h0_l = np.ascontiguousarray(h0[rows].transpose(0, 2, 1))  # (D, H, N)
+            cell_cache: Any
             if self._mode == "GRU":
-                hs, cell_cache = cells.gru_forward(xs, h0_l, w, self._gru_b_hn(directions))
+                hs, cell_cache = cells.gru_forward(xs, h0_l, w, self._gru_b_hn(directions), buf)
             elif lstm:
-                hs, cs, cell_cache = cells.lstm_forward(xs, h0_l, np.ascontiguousarray(c0[rows].transpose(0, 2, 1)), w)
+                c0_l = np.ascontiguousarray(c0[rows].transpose(0, 2, 1))
+                hs, cs, cell_cache = cells.lstm_forward(xs, h0_l, c0_l, w, buf)
                 c_n[rows] = cs[t].transpose(0, 2, 1)
             else:
-                hs, cell_cache = cells.rnn_forward(xs, h0_l, w, self.nonlinearity == "relu")
+                hs = cell_cache = cells.rnn_forward(xs, h0_l, w, self._relu, buf)
             h_n[rows] = hs[t].transpose(0, 2, 1)
             last = layer == self.num_layers - 1
             out = np.empty((n, t, dd * hid) if last and self.batch_first else (t, n, dd * hid), dtype=self.dtype)
@@ -185,7 +216,7 @@ class _Recurrent(Layer):
         if lstm:
             self.c_n = c_n
         self._steps = (t, n)
-        return inp
+        return inp, h_n, c_n
 
     def _input_bias(self, params: tuple[Parameter, ...]) -> np.ndarray:
         """Biases that add to W_ih x: b_ih + b_hh, except GRU's b_hn (the reset gate scales it)."""
@@ -219,7 +250,7 @@ class _Recurrent(Layer):
         t, n = self._steps
         dd, hid = self.num_directions, self.hidden_size
         out_shape = (n, t, dd * hid) if self.batch_first else (t, n, dd * hid)
-        g = None
+        g: np.ndarray | None = None
         if grad_out is not None:
             g = np.asarray(grad_out, dtype=self.dtype)
             if g.shape != out_shape:
@@ -231,37 +262,38 @@ class _Recurrent(Layer):
                 g = g.transpose(1, 0, 2)  # (T, N, D*H) view
         lstm = self._mode == "LSTM"
         dh_n = self._check_state("grad_h_n", grad_h_n, n)
-        dc_n = self._check_state("grad_c_n", grad_c_n, n) if lstm else None
+        dc_n = self._check_state("grad_c_n", grad_c_n, n) if lstm else dh_n
         grad_h0 = np.empty_like(dh_n)
-        grad_c0 = np.empty_like(dh_n) if lstm else None
+        grad_c0 = np.empty_like(dh_n) if lstm else grad_h0
         cache, self._cache, self._steps = self._cache, None, None
         for layer in range(self.num_layers - 1, -1, -1):
             directions, c = self._cells[layer], cache[layer]
             rows = slice(layer * dd, (layer + 1) * dd)
+            buf = self._workspace(layer)
             dout = None
             if g is not None:
-                dout = np.empty((t, dd, hid, n), dtype=self.dtype)
+                dout = buf("dout", (t, dd, hid, n))
                 dout[:, 0] = g[..., :hid].transpose(0, 2, 1)
                 if dd == 2:
                     dout[:, 1] = g[::-1, :, hid:].transpose(0, 2, 1)  # the reverse direction's step order
             w_t = np.stack([p[1].data.T for p in directions])
             dh_n_l = np.ascontiguousarray(dh_n[rows].transpose(0, 2, 1))
             if self._mode == "GRU":
-                dxs, dhg, dh0 = cells.gru_backward(c["cell"], w_t, dout, dh_n_l)
+                dxs, dhg, dh0 = cells.gru_backward(c["cell"], w_t, dout, dh_n_l, buf)
             elif lstm:
                 dc_n_l = np.ascontiguousarray(dc_n[rows].transpose(0, 2, 1))
-                dxs, dhg, dh0, dc0 = cells.lstm_backward(c["cell"], w_t, dout, dh_n_l, dc_n_l)
+                dxs, dhg, dh0, dc0 = cells.lstm_backward(c["cell"], w_t, dout, dh_n_l, dc_n_l, buf)
                 grad_c0[rows] = dc0.transpose(0, 2, 1)
             else:
-                dxs, dhg, dh0 = cells.rnn_backward(c["cell"], w_t, dout, dh_n_l)
+                dxs, dhg, dh0 = cells.rnn_backward(c["cell"], self._relu, w_t, dout, dh_n_l, buf)
             grad_h0[rows] = dh0.transpose(0, 2, 1)
             # Steps side by side as columns, (D, GH, T*N), in time order (the reverse direction's
             # step order flipped): then each weight gradient and dL/dx is one matrix product.
             x2, hs = c["x2"], c["hs"]
             gh = dxs.shape[2]
-            dx_cols = np.empty((dd, gh, t, n), dtype=self.dtype)
-            dh_cols = dx_cols if dhg is dxs else np.empty_like(dx_cols)
-            h_cols = np.empty((dd, hid, t, n), dtype=self.dtype)
+            dx_cols = buf("dx_cols", (dd, gh, t, n))
+            dh_cols = dx_cols if dhg is dxs else buf("dh_cols", (dd, gh, t, n))
+            h_cols = buf("h_cols", (dd, hid, t, n))
             for d in range(dd):
                 order = slice(None, None, -1) if d == 1 else slice(None)
                 dx_cols[d] = dxs[order, d].transpose(1, 0, 2)
@@ -281,13 +313,14 @@ class _Recurrent(Layer):
                 if self.bias:
                     params[2].grad += db_ih[d]
                     params[3].grad += db_hh[d]
-            gx = gx.reshape(t, n, -1)
+            gx = gx.reshape(t, n, w_ih.shape[1])
             if c["mask"] is not None:
                 gx *= c["mask"]
             g = gx
         self.grad_h0 = grad_h0
         if lstm:
             self.grad_c0 = grad_c0
+        assert g is not None  # num_layers >= 1
         return np.ascontiguousarray(g.transpose(1, 0, 2)) if self.batch_first else g
 
     # ------------------------------------------------------------------------------------ display

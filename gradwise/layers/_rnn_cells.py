@@ -23,8 +23,14 @@ strided view with N pieces of H elements, several times slower for small H)::
 
 Sigmoid gates are evaluated as ``sigmoid(a) = (1 + tanh(a / 2)) / 2`` (exact; one transcendental
 call, and no overflow warning for large |a|). The caller folds the 1/2 into the rows of the
-weights and biases that feed sigmoid gates (`PRE_SCALE`), so the forward loops receive a/2 for
+weights and biases that feed sigmoid gates (`pre_scale`), so the forward loops receive a/2 for
 those gates and a for the others.
+
+Large arrays come from ``buf(name, shape)``, which returns an uninitialized array of the layer's
+dtype, the same one on every call while the shape is unchanged (see `_Recurrent._buffer`): a
+fresh array of a few hundred kilobytes comes from mmap and costs a page fault per 4 KiB on first
+touch, which made a whole MNIST-1D GRU step twice as slow. So every temporary below is written
+with ``out=`` into such a buffer.
 
 Every backward returns ``dxs``, the gradient of the loss with respect to ``xs`` (the unscaled
 pre-activations fed by the input), ``dhg``, the gradient with respect to the recurrent term
@@ -41,7 +47,11 @@ of element-wise products and one matrix product.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+Buffers = Callable[[str, tuple[int, ...]], np.ndarray]
 
 
 def pre_scale(mode: str, hidden_size: int) -> np.ndarray | None:
@@ -69,13 +79,13 @@ def _gates(a: np.ndarray, pieces: int) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ Elman
 
 
-def rnn_forward(xs: np.ndarray, h0: np.ndarray, w: np.ndarray, relu: bool) -> tuple[np.ndarray, np.ndarray]:
+def rnn_forward(xs: np.ndarray, h0: np.ndarray, w: np.ndarray, relu: bool, buf: Buffers) -> np.ndarray:
     """h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act = tanh or relu (Elman, 1990).
 
-    Returns ``hs`` (T+1, D, H, N) and act'(a) (T, D, H, N) for `rnn_backward`.
+    Returns ``hs`` (T+1, D, H, N), which is also the cache for `rnn_backward`.
     """
     t = xs.shape[0]
-    hs = np.empty((t + 1, *h0.shape), dtype=xs.dtype)
+    hs = buf("hs", (t + 1, *h0.shape))
     hs[0] = h0
     for s in range(t):
         a = hs[s + 1]
@@ -85,19 +95,26 @@ def rnn_forward(xs: np.ndarray, h0: np.ndarray, w: np.ndarray, relu: bool) -> tu
             np.maximum(a, 0, out=a)
         else:
             np.tanh(a, out=a)
-    # act'(a) from the output: 1 - h^2 for tanh, [h > 0] for relu (0 at the kink, as torch).
-    out = hs[1:]
-    deriv = (out > 0).astype(xs.dtype) if relu else 1 - out * out
-    return hs, deriv
+    return hs
 
 
 def rnn_backward(
-    deriv: np.ndarray, w_t: np.ndarray, dout: np.ndarray | None, dh_n: np.ndarray
+    hs: np.ndarray, relu: bool, w_t: np.ndarray, dout: np.ndarray | None, dh_n: np.ndarray, buf: Buffers
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """da_t = (dL/dh_t) act'(a_t);  dL/dh_{t-1} = W_hh^T da_t."""
-    dxs = np.empty_like(deriv)
+    """da_t = (dL/dh_t) act'(a_t);  dL/dh_{t-1} = W_hh^T da_t.
+
+    act'(a) is read from the output: 1 - h^2 for tanh, [h > 0] for relu (0 at the kink, as torch).
+    """
+    out = hs[1:]
+    deriv = buf("deriv", out.shape)
+    if relu:
+        np.greater(out, 0, out=deriv)
+    else:
+        np.multiply(out, out, out=deriv)
+        np.subtract(1, deriv, out=deriv)
+    dxs = buf("dxs", out.shape)
     dh = dh_n.copy()
-    for s in range(deriv.shape[0] - 1, -1, -1):
+    for s in range(out.shape[0] - 1, -1, -1):
         if dout is not None:
             dh += dout[s]
         np.multiply(dh, deriv[s], out=dxs[s])
@@ -109,7 +126,7 @@ def rnn_backward(
 
 
 def lstm_forward(
-    xs: np.ndarray, h0: np.ndarray, c0: np.ndarray, w: np.ndarray
+    xs: np.ndarray, h0: np.ndarray, c0: np.ndarray, w: np.ndarray, buf: Buffers
 ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """PyTorch's LSTM (Hochreiter & Schmidhuber, 1997; forget gate of Gers et al., 2000)::
 
@@ -117,18 +134,18 @@ def lstm_forward(
         c_t = f * c_{t-1} + i * g
         h_t = o * tanh(c_t)
 
-    `xs` and `w` come pre-scaled (i, f, o rows halved). Returns ``hs``, ``cs`` (T+1, D, H, N) and
-    the cache for `lstm_backward`.
+    `xs` and `w` come pre-scaled (i, f, o rows halved), so one tanh covers all four gates.
+    Returns ``hs``, ``cs`` (T+1, D, H, N) and the cache for `lstm_backward`.
     """
     t = xs.shape[0]
     h = h0.shape[1]
-    hs = np.empty((t + 1, *h0.shape), dtype=xs.dtype)
-    cs = np.empty((t + 1, *h0.shape), dtype=xs.dtype)
+    hs = buf("hs", (t + 1, *h0.shape))
+    cs = buf("cs", (t + 1, *h0.shape))
     hs[0] = h0
     cs[0] = c0
-    gates = np.empty_like(xs)  # i, f, g, o after their activations
-    tanh_c = np.empty((t, *h0.shape), dtype=xs.dtype)
-    ig = np.empty_like(h0)
+    gates = buf("gates", xs.shape)  # i, f, g, o after their activations
+    tanh_c = buf("tanh_c", (t, *h0.shape))
+    ig = buf("ig", h0.shape)
     for s in range(t):
         g = gates[s]
         np.matmul(w, hs[s], out=g)
@@ -152,6 +169,7 @@ def lstm_backward(
     dout: np.ndarray | None,
     dh_n: np.ndarray,
     dc_n: np.ndarray,
+    buf: Buffers,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Backward of `lstm_forward`, with a the pre-activations::
 
@@ -165,24 +183,37 @@ def lstm_backward(
     gates, tanh_c, cs = cache
     t = gates.shape[0]
     i, f, g, o = np.moveaxis(_gates(gates, 4), 2, 0)
-    # Coefficients of dc for the i, f, g gates (side by side) and of dh for o and for dc.
-    k_ifg = np.empty((t, i.shape[1], 3, *i.shape[2:]), dtype=gates.dtype)
-    np.multiply(g, i * (1 - i), out=k_ifg[:, :, 0])
-    np.multiply(cs[:t], f * (1 - f), out=k_ifg[:, :, 1])
-    np.multiply(i, 1 - g * g, out=k_ifg[:, :, 2])
-    k_o = tanh_c * o * (1 - o)
-    k_c = o * (1 - tanh_c * tanh_c)
+    # Coefficients of dc for the i, f, g gates (side by side), of dh for o, and of dh for dc.
+    k_ifg = buf("k_ifg", (t, i.shape[1], 3, *i.shape[2:]))
+    tmp = buf("tmp", i.shape)
+    np.subtract(1, i, out=tmp)
+    tmp *= i
+    np.multiply(tmp, g, out=k_ifg[:, :, 0])
+    np.subtract(1, f, out=tmp)
+    tmp *= f
+    np.multiply(tmp, cs[:t], out=k_ifg[:, :, 1])
+    np.multiply(g, g, out=tmp)
+    np.subtract(1, tmp, out=tmp)
+    np.multiply(tmp, i, out=k_ifg[:, :, 2])
+    k_o = buf("k_o", i.shape)
+    np.subtract(1, o, out=k_o)
+    k_o *= o
+    k_o *= tanh_c
+    k_c = buf("k_c", i.shape)
+    np.multiply(tanh_c, tanh_c, out=k_c)
+    np.subtract(1, k_c, out=k_c)
+    k_c *= o
 
-    dxs = np.empty_like(gates)
+    dxs = buf("dxs", gates.shape)
     da = _gates(dxs, 4)
     dh = dh_n.copy()
     dc = dc_n.copy()
-    tmp = np.empty_like(dh)
+    dh_c = np.empty_like(dh)
     for s in range(t - 1, -1, -1):
         if dout is not None:
             dh += dout[s]
-        np.multiply(dh, k_c[s], out=tmp)
-        dc += tmp
+        np.multiply(dh, k_c[s], out=dh_c)
+        dc += dh_c
         np.multiply(dc[:, None], k_ifg[s], out=da[s, :, :3])
         np.multiply(dh, k_o[s], out=da[s, :, 3])
         dc *= f[s]
@@ -194,7 +225,7 @@ def lstm_backward(
 
 
 def gru_forward(
-    xs: np.ndarray, h0: np.ndarray, w: np.ndarray, b_hn: np.ndarray
+    xs: np.ndarray, h0: np.ndarray, w: np.ndarray, b_hn: np.ndarray, buf: Buffers
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """PyTorch's GRU (Cho et al., 2014, with the reset gate after the matrix product)::
 
@@ -209,11 +240,11 @@ def gru_forward(
     """
     t = xs.shape[0]
     h = h0.shape[1]
-    hs = np.empty((t + 1, *h0.shape), dtype=xs.dtype)
+    hs = buf("hs", (t + 1, *h0.shape))
     hs[0] = h0
-    gates = np.empty_like(xs)  # r, z, n after their activations
-    hn = np.empty((t, *h0.shape), dtype=xs.dtype)  # W_hn h_{t-1} + b_hn: dL/dr needs it
-    a = np.empty_like(xs[0])
+    gates = buf("gates", xs.shape)  # r, z, n after their activations
+    hn = buf("hn", (t, *h0.shape))  # W_hn h_{t-1} + b_hn: dL/dr needs it
+    a = buf("a", xs.shape[1:])
     for s in range(t):
         h_prev = hs[s]
         np.matmul(w, h_prev, out=a)
@@ -238,6 +269,7 @@ def gru_backward(
     w_t: np.ndarray,
     dout: np.ndarray | None,
     dh_n: np.ndarray,
+    buf: Buffers,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Backward of `gru_forward`; with dh = dL/dh'::
 
@@ -253,16 +285,27 @@ def gru_backward(
     t = gates.shape[0]
     r, z, cand = np.moveaxis(_gates(gates, 3), 2, 0)
     # dhg = dh * k_hg gate by gate; dxs differs in the candidate only: da_n = dh * k_n.
-    k_hg = np.empty_like(_gates(gates, 3))
-    k_n = (1 - z) * (1 - cand * cand)
-    np.multiply(k_n, hn * r * (1 - r), out=k_hg[:, :, 0])
-    np.multiply(hs[:t] - cand, z * (1 - z), out=k_hg[:, :, 1])
-    np.multiply(k_n, r, out=k_hg[:, :, 2])
+    k_hg = buf("k_hg", (t, r.shape[1], 3, *r.shape[2:]))
+    k_n = buf("k_n", r.shape)
+    tmp = buf("tmp", r.shape)
+    np.multiply(cand, cand, out=k_n)
+    np.subtract(1, k_n, out=k_n)
+    np.subtract(1, z, out=tmp)
+    k_n *= tmp  # (1 - z)(1 - n^2)
+    np.subtract(1, r, out=tmp)
+    tmp *= r
+    tmp *= hn
+    np.multiply(k_n, tmp, out=k_hg[:, :, 0])  # (1 - z)(1 - n^2) hn r (1 - r)
+    np.subtract(1, z, out=tmp)
+    tmp *= z
+    np.subtract(hs[:t], cand, out=k_hg[:, :, 1])
+    k_hg[:, :, 1] *= tmp  # (h - n) z (1 - z)
+    np.multiply(k_n, r, out=k_hg[:, :, 2])  # (1 - z)(1 - n^2) r
 
-    dhs = np.empty_like(hn)  # dL/dh_t of every step: dxs is computed from it after the loop
-    dhg = np.empty_like(gates)
+    dhs = buf("dhs", r.shape)  # dL/dh_t of every step: dxs is computed from it after the loop
+    dhg = buf("dhg", gates.shape)
     da = _gates(dhg, 3)
-    rec = dh_n.copy()  # what reaches h_t from step t+1 and from h_n
+    rec = dh_n.copy()  # what reaches h_t from step t+1 (from h_n at the last step)
     dh_z = np.empty_like(rec)
     for s in range(t - 1, -1, -1):
         dh = dhs[s]
@@ -274,6 +317,7 @@ def gru_backward(
         np.multiply(dh, z[s], out=dh_z)
         np.matmul(w_t, dhg[s], out=rec)
         rec += dh_z
-    dxs = dhg.copy()
+    dxs = buf("dxs", gates.shape)
+    dxs[...] = dhg
     np.multiply(dhs, k_n, out=_gates(dxs, 3)[:, :, 2])
     return dxs, dhg, rec

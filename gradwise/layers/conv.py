@@ -301,7 +301,8 @@ class _ConvNd(Layer):
         out = (out_size(h, kernel[0], stride[0], pads[0], dilation[0]), out_size(w, kernel[1], stride[1], pads[1], dilation[1]))
         g = self.groups
         xp = pad2d(x4, pads, batch_last=True)
-        cols = im2col(xp, kernel, stride, dilation, out, self._workspace).reshape(g, -1, out[0] * out[1] * n)
+        cols = im2col(xp, kernel, stride, dilation, out, self._workspace)
+        cols = cols.reshape(g, c // g * kernel[0] * kernel[1], out[0] * out[1] * n)
         # y[o, (ho, wo, n)] = W[o, (c, i, j)] cols[(c, i, j), (ho, wo, n)], block-diagonal over groups
         wmat = self.weight.data.reshape(g, self.out_channels // g, -1)
         y = wmat[0] @ cols[0] if g == 1 else np.matmul(wmat, cols)

@@ -26,17 +26,26 @@ import numpy as np
 from gradwise.core import DEFAULT_DTYPE, Layer
 from gradwise.layers._rnn_base import _Recurrent
 
-_COMMON_PARAMS = """
+
+class RNN(_Recurrent):
+    """Elman RNN: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act = tanh or relu.
+
+    As `torch.nn.RNN` (names, shapes, init U(-1/sqrt(H), 1/sqrt(H)), equations); G = 1.
+
+    Parameters
+    ----------
     input_size : int
         Features per time step of the input.
     hidden_size : int
         H, features of the hidden state.
     num_layers : int
         Stacked layers; layer k > 0 reads the output sequence of layer k - 1.
+    nonlinearity : {"tanh", "relu"}
+        The activation act.
     bias : bool
         With False, no ``bias_ih_*`` / ``bias_hh_*`` parameters.
     batch_first : bool
-        Input and output are (N, T, F) instead of (T, N, F). States stay (layers * D, N, H).
+        Input and output are (N, T, F) instead of (T, N, F); states are never batch-first.
     dropout : float
         Probability of dropping each output of every layer but the last, in training mode
         (inverted dropout, as torch). The masks come from ``rng``.
@@ -46,28 +55,7 @@ _COMMON_PARAMS = """
         Source of the initial weights and of the dropout masks; the library default when None.
     dtype : numpy floating dtype
         float32 unless asked otherwise.
-"""
 
-_COMMON_SHAPES = """
-    x : (T, N, input_size), or (N, T, input_size) with ``batch_first``.
-    output : (T, N, D * H), or (N, T, D * H) with ``batch_first``; the last axis is
-        [forward direction | reverse direction].
-    h0, h_n, grad_h0 : (num_layers * D, N, H); row ``k * D + d`` is layer k, direction d.
-    weight_ih_l{k}[_reverse] : (G * H, input_size) for k = 0, (G * H, D * H) for k > 0.
-    weight_hh_l{k}[_reverse] : (G * H, H).
-    bias_ih_l{k}[_reverse], bias_hh_l{k}[_reverse] : (G * H,).
-"""
-
-
-class RNN(_Recurrent):
-    """Elman RNN: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act = tanh or relu.
-
-    As `torch.nn.RNN` (names, shapes, init U(-1/sqrt(H), 1/sqrt(H)), equations); G = 1.
-
-    Parameters
-    ----------
-    nonlinearity : {"tanh", "relu"}
-{params}
     Attributes
     ----------
     h0 : np.ndarray or None
@@ -79,7 +67,13 @@ class RNN(_Recurrent):
         dL/dh0 after a backward.
 
     Shapes
-    ------{shapes}
+    ------
+    x : (T, N, input_size), or (N, T, input_size) with ``batch_first``.
+    output : (T, N, D * H), or (N, T, D * H) with ``batch_first``; last axis [forward | reverse].
+    h0, h_n, grad_h0 : (num_layers * D, N, H); row ``k * D + d`` is layer k, direction d.
+    weight_ih_l{k}[_reverse] : (G * H, input_size) for k = 0, (G * H, D * H) for k > 0.
+    weight_hh_l{k}[_reverse] : (G * H, H); bias_ih_l{k}, bias_hh_l{k}[_reverse] : (G * H,).
+
     References
     ----------
     Elman (1990), "Finding structure in time"; `torch.nn.RNN`. See docs/recurrent.md.
@@ -105,14 +99,15 @@ class RNN(_Recurrent):
             raise ValueError(f"RNN: {nonlinearity=} must be 'tanh' or 'relu'")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, rng, dtype)
         self.nonlinearity = nonlinearity
+        self._relu = nonlinearity == "relu"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return self._run(x, self.h0, None)
+        return self._run(x, self.h0, None)[0]
 
     def forward_with_state(self, x: np.ndarray, hx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """PyTorch's ``rnn(x, hx)``: ``(output, h_n)``, starting from `hx` (zeros when None)."""
-        out = self._run(x, hx, None)
-        return out, self.h_n
+        out, h_n, _ = self._run(x, hx, None)
+        return out, h_n
 
     def backward(self, grad_out: np.ndarray | None, grad_h_n: np.ndarray | None = None) -> np.ndarray:
         """dL/dx from dL/doutput and, optionally, dL/dh_n (either may be None: zero)."""
@@ -130,7 +125,27 @@ class LSTM(_Recurrent):
         h_t = o * tanh(c_t)
 
     Parameters
-    ----------{params}
+    ----------
+    input_size : int
+        Features per time step of the input.
+    hidden_size : int
+        H, features of the hidden state.
+    num_layers : int
+        Stacked layers; layer k > 0 reads the output sequence of layer k - 1.
+    bias : bool
+        With False, no ``bias_ih_*`` / ``bias_hh_*`` parameters.
+    batch_first : bool
+        Input and output are (N, T, F) instead of (T, N, F); states are never batch-first.
+    dropout : float
+        Probability of dropping each output of every layer but the last, in training mode
+        (inverted dropout, as torch). The masks come from ``rng``.
+    bidirectional : bool
+        Add a reverse direction (parameters suffixed ``_reverse``); D = 2.
+    rng : np.random.Generator, optional
+        Source of the initial weights and of the dropout masks; the library default when None.
+    dtype : numpy floating dtype
+        float32 unless asked otherwise.
+
     Attributes
     ----------
     h0, c0 : np.ndarray or None
@@ -141,7 +156,13 @@ class LSTM(_Recurrent):
         dL/dh0 and dL/dc0 after a backward.
 
     Shapes
-    ------{shapes}    c0, c_n, grad_c0 : as h0.
+    ------
+    x : (T, N, input_size), or (N, T, input_size) with ``batch_first``.
+    output : (T, N, D * H), or (N, T, D * H) with ``batch_first``; last axis [forward | reverse].
+    h0, h_n, grad_h0 : (num_layers * D, N, H); row ``k * D + d`` is layer k, direction d.
+    weight_ih_l{k}[_reverse] : (G * H, input_size) for k = 0, (G * H, D * H) for k > 0.
+    weight_hh_l{k}[_reverse] : (G * H, H); bias_ih_l{k}, bias_hh_l{k}[_reverse] : (G * H,).
+    c0, c_n, grad_c0 : as h0.
 
     References
     ----------
@@ -170,15 +191,15 @@ class LSTM(_Recurrent):
         self.grad_c0: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return self._run(x, self.h0, self.c0)
+        return self._run(x, self.h0, self.c0)[0]
 
     def forward_with_state(
         self, x: np.ndarray, hx: tuple[np.ndarray | None, np.ndarray | None] | None = None
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """PyTorch's ``lstm(x, (h0, c0))``: ``(output, (h_n, c_n))``; zeros for a None state."""
         h0, c0 = (None, None) if hx is None else hx
-        out = self._run(x, h0, c0)
-        return out, (self.h_n, self.c_n)
+        out, h_n, c_n = self._run(x, h0, c0)
+        return out, (h_n, c_n)
 
     def backward(
         self, grad_out: np.ndarray | None, grad_h_n: np.ndarray | None = None, grad_c_n: np.ndarray | None = None
@@ -200,7 +221,27 @@ class GRU(_Recurrent):
     functions (docs/recurrent.md).
 
     Parameters
-    ----------{params}
+    ----------
+    input_size : int
+        Features per time step of the input.
+    hidden_size : int
+        H, features of the hidden state.
+    num_layers : int
+        Stacked layers; layer k > 0 reads the output sequence of layer k - 1.
+    bias : bool
+        With False, no ``bias_ih_*`` / ``bias_hh_*`` parameters.
+    batch_first : bool
+        Input and output are (N, T, F) instead of (T, N, F); states are never batch-first.
+    dropout : float
+        Probability of dropping each output of every layer but the last, in training mode
+        (inverted dropout, as torch). The masks come from ``rng``.
+    bidirectional : bool
+        Add a reverse direction (parameters suffixed ``_reverse``); D = 2.
+    rng : np.random.Generator, optional
+        Source of the initial weights and of the dropout masks; the library default when None.
+    dtype : numpy floating dtype
+        float32 unless asked otherwise.
+
     Attributes
     ----------
     h0 : np.ndarray or None
@@ -211,7 +252,13 @@ class GRU(_Recurrent):
         dL/dh0 after a backward.
 
     Shapes
-    ------{shapes}
+    ------
+    x : (T, N, input_size), or (N, T, input_size) with ``batch_first``.
+    output : (T, N, D * H), or (N, T, D * H) with ``batch_first``; last axis [forward | reverse].
+    h0, h_n, grad_h0 : (num_layers * D, N, H); row ``k * D + d`` is layer k, direction d.
+    weight_ih_l{k}[_reverse] : (G * H, input_size) for k = 0, (G * H, D * H) for k > 0.
+    weight_hh_l{k}[_reverse] : (G * H, H); bias_ih_l{k}, bias_hh_l{k}[_reverse] : (G * H,).
+
     References
     ----------
     Cho et al. (2014), "Learning phrase representations using RNN encoder-decoder for
@@ -236,20 +283,16 @@ class GRU(_Recurrent):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, rng, dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return self._run(x, self.h0, None)
+        return self._run(x, self.h0, None)[0]
 
     def forward_with_state(self, x: np.ndarray, hx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """PyTorch's ``gru(x, hx)``: ``(output, h_n)``, starting from `hx` (zeros when None)."""
-        out = self._run(x, hx, None)
-        return out, self.h_n
+        out, h_n, _ = self._run(x, hx, None)
+        return out, h_n
 
     def backward(self, grad_out: np.ndarray | None, grad_h_n: np.ndarray | None = None) -> np.ndarray:
         """dL/dx from dL/doutput and, optionally, dL/dh_n (either may be None: zero)."""
         return self._backprop(grad_out, grad_h_n, None)
-
-
-for _cls in (RNN, LSTM, GRU):
-    _cls.__doc__ = _cls.__doc__.replace("{params}", _COMMON_PARAMS).replace("{shapes}", _COMMON_SHAPES)
 
 
 class TakeLast(Layer):

@@ -117,7 +117,8 @@ class Adadelta(Optimizer):
         # RMS[g]_t = sqrt(E[g^2]_t + eps)
         np.add(sq_avg, eps, out=tmp)
         np.sqrt(tmp, out=tmp)
-        # delta_t = RMS[delta]_{t-1} / RMS[g]_t * g_t,  RMS[delta]_{t-1} = sqrt(E[delta^2]_{t-1} + eps)
+        # delta_t = RMS[delta]_{t-1} / RMS[g]_t * g_t,
+        # RMS[delta]_{t-1} = sqrt(E[delta^2]_{t-1} + eps)
         np.add(acc_delta, eps, out=delta)
         np.sqrt(delta, out=delta)
         np.divide(delta, tmp, out=delta)

@@ -1,4 +1,4 @@
-"""Adagrad: per-coordinate step sizes from the sum of all past squared gradients, in PyTorch's form."""
+"""Adagrad: per-coordinate step sizes from the sum of all past squared gradients (torch's form)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from gradwise.optim.optimizer import LearningRate, Optimizer
 
 
 class Adagrad(Optimizer):
-    r"""Adagrad (Duchi, Hazan & Singer, 2011), with PyTorch's learning-rate decay and accumulator start.
+    r"""Adagrad (Duchi, Hazan & Singer, 2011), with PyTorch's lr decay and accumulator start.
 
     With gradient :math:`\nabla f(\theta_{t-1})`, learning rate :math:`\eta`, learning-rate decay
     :math:`\kappa`, weight decay :math:`\lambda` and :math:`G_0 = G_{\text{init}}`:

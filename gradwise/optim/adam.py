@@ -139,13 +139,13 @@ class Adam(Optimizer):
         sqrt_bc2 = math.sqrt(1 - beta2**t)        # sqrt(1 - beta2^t)
         arrays = [p.data, p.grad, state["exp_avg"], state["exp_avg_sq"]]
         if amsgrad:
-            if "max_exp_avg_sq" not in state:  # amsgrad switched on after this parameter's first step
+            if "max_exp_avg_sq" not in state:  # amsgrad switched on after this parameter's step 1
                 state["max_exp_avg_sq"] = np.zeros_like(p.data)
             arrays.append(state["max_exp_avg_sq"])
 
-        for theta, grad, m, v, *v_max, g_buf, tmp in blocks(
-            arrays, [self._scratch(p, 0), self._scratch(p, 1)]
-        ):
+        # Block by block, so that each array crosses the memory bus once per step (see `blocks`).
+        scratch = [self._scratch(p, 0), self._scratch(p, 1)]
+        for theta, grad, m, v, *amsgrad_max, g_buf, tmp in blocks(arrays, scratch):
             if decoupled and wd != 0:
                 # theta <- (1 - alpha * lambda) theta   (AdamW: the decay bypasses the moments)
                 np.multiply(theta, 1 - lr * wd, out=theta)
@@ -161,10 +161,11 @@ class Adam(Optimizer):
             np.multiply(g, g, out=tmp)
             np.multiply(tmp, 1 - beta2, out=tmp)
             np.add(v, tmp, out=v)
-            if v_max:
+            if amsgrad:
                 # v_hat_t = max(v_hat_{t-1}, v_t), of the uncorrected v (as torch does)
-                np.maximum(v_max[0], v, out=v_max[0])
-                v = v_max[0]
+                (v_max,) = amsgrad_max
+                np.maximum(v_max, v, out=v_max)
+                v = v_max
 
             if step_size == 0:
                 continue  # lr = 0: the moments move, the parameters do not

@@ -13,7 +13,8 @@ from typing import Any
 from gradwise.core import Layer, Parameter
 from gradwise.optim.optimizer import LearningRate
 
-#: Name fragments whose parameters `weight_decay_groups` never decays (HuggingFace's recipe).
+#: Name fragments whose parameters `weight_decay_groups` never decays (a generalization of the
+#: BERT / HuggingFace recipe, which exempts names containing "bias" and "LayerNorm.weight").
 NO_DECAY = ("bias", "norm")
 
 NamedParameters = Layer | Iterable[tuple[str, Parameter]]
@@ -42,7 +43,8 @@ def is_decay_exempt(
     p : Parameter
         The parameter.
     no_decay : sequence of str
-        Exempt a parameter whose name contains any of these substrings.
+        Exempt a parameter whose name contains any of these substrings (a single string counts
+        as one fragment, not as its characters).
     exempt_1d : bool
         Exempt every parameter with fewer than two dimensions.
 
@@ -50,7 +52,8 @@ def is_decay_exempt(
     -------
     bool
     """
-    return (exempt_1d and p.data.ndim < 2) or any(s in name for s in no_decay)
+    fragments = (no_decay,) if isinstance(no_decay, str) else no_decay
+    return (exempt_1d and p.data.ndim < 2) or any(s in name for s in fragments)
 
 
 def weight_decay_groups(
@@ -84,9 +87,10 @@ def weight_decay_groups(
     Returns
     -------
     list of dict
-        ``[{"params": decayed, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0}]``,
-        in the model's parameter order, leaving out a group that would be empty. Hyperparameters
-        other than the decay come from the optimizer's defaults.
+        ``[{"params": decayed, "weight_decay": weight_decay},
+        {"params": exempt, "weight_decay": 0.0}]``, in the model's parameter order, leaving out
+        a group that would be empty. Hyperparameters other than the decay come from the
+        optimizer's defaults.
 
     Examples
     --------
@@ -166,5 +170,6 @@ def layer_groups(
         if weight_decay is None:
             groups.append({"params": [p for _, p in members], **lr})
         else:
-            groups.extend({**g, **lr} for g in weight_decay_groups(members, weight_decay, no_decay, exempt_1d))
+            split = weight_decay_groups(members, weight_decay, no_decay, exempt_1d)
+            groups.extend({**g, **lr} for g in split)
     return [g for g in groups if g["params"]]

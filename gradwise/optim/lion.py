@@ -21,7 +21,8 @@ class Lion(Optimizer):
 
         g_t &= \pm\nabla f(\theta_{t-1})\\
         c_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t\\
-        \theta_t &= \theta_{t-1} - \eta\,\left(\operatorname{sign}(c_t) + \lambda\,\theta_{t-1}\right)\\
+        \theta_t &= \theta_{t-1}
+            - \eta\,\left(\operatorname{sign}(c_t) + \lambda\,\theta_{t-1}\right)\\
         m_t &= \beta_2 m_{t-1} + (1-\beta_2)\, g_t
 
     Parameters

@@ -162,7 +162,8 @@ class RAdam(Optimizer):
             r = math.sqrt(
                 (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
             )
-            # theta_t = theta_{t-1} - gamma r_t / (1 - beta1^t) sqrt(1 - beta2^t) m_t / (sqrt(v_t) + eps)
+            # theta_t = theta_{t-1}
+            #           - gamma r_t sqrt(1 - beta2^t) / (1 - beta1^t) m_t / (sqrt(v_t) + eps)
             np.sqrt(v, out=update)
             np.add(update, eps, out=update)
             np.divide(m, update, out=update)

@@ -210,7 +210,10 @@ def torch_results(torch, layer, x, h0, c0, grads, dtype):
     """The same quantities from the torch twin of `layer`, computed in `dtype`."""
     twin = torch_twin(torch, layer, dtype)
     twin.train(layer.training)
-    tensor = lambda a: torch.tensor(np.asarray(a, dtype=dtype), requires_grad=True)  # noqa: E731
+
+    def tensor(a):
+        return torch.tensor(np.asarray(a, dtype=dtype), requires_grad=True)
+
     xt, h0t = tensor(x), tensor(h0)
     g = [torch.from_numpy(np.asarray(a, dtype=dtype)) for a in grads]
     if c0 is not None:
@@ -300,7 +303,9 @@ def test_float32_is_as_accurate_as_torchs_on_a_long_sequence_of_the_mnist1d_shap
 def test_matches_torch_for_any_shape(torch, tol, cell, sizes, num_layers, bidirectional, batch_first, seed):
     rng = np.random.default_rng(seed)
     input_size, hidden, t, n = sizes
-    layer = make(cell, input_size, hidden, rng, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first)
+    layer = make(
+        cell, input_size, hidden, rng, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first
+    )
     x = rng.standard_normal(seq_shape(layer, t, n, input_size))
     h0 = rng.standard_normal(state_shape(layer, n))
     c0 = rng.standard_normal(state_shape(layer, n)) if is_lstm(layer) else None
@@ -481,7 +486,10 @@ def test_gate_blocks_follow_torch_order(rng):
         layer = make(cell, 3, 5, rng, num_layers=2, bidirectional=True)
         g = gates[cell[0]]
         assert [n for n, _ in layer.named_parameters()] == [
-            f"{kind}_l{k}{sfx}" for k in range(2) for sfx in ("", "_reverse") for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            f"{kind}_l{k}{sfx}"
+            for k in range(2)
+            for sfx in ("", "_reverse")
+            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
         ]
         assert layer.weight_ih_l0.shape == (g * 5, 3) and layer.weight_ih_l1_reverse.shape == (g * 5, 10)
         assert layer.weight_hh_l1.shape == (g * 5, 5) and layer.bias_hh_l0_reverse.shape == (g * 5,)
@@ -495,7 +503,9 @@ def test_lstm_gates_are_i_f_g_o(rng):
     layer.bias_ih_l0.data[:] = [2.0, -1.0, 0.5, 3.0]  # i, f, g, o pre-activations
     layer.c0 = np.full((1, 1, 1), 0.7)
     layer.forward(np.zeros((1, 1, 1)))
-    sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    def sig(a):
+        return 1 / (1 + np.exp(-a))
+
     c = sig(-1.0) * 0.7 + sig(2.0) * np.tanh(0.5)
     np.testing.assert_allclose(layer.c_n.ravel(), [c], rtol=1e-14)
     np.testing.assert_allclose(layer.h_n.ravel(), [sig(3.0) * np.tanh(c)], rtol=1e-14)
@@ -587,6 +597,15 @@ def test_backward_errors(rng, cell):
     layer.backward(np.zeros((5, 2, 4)))
     with pytest.raises(RuntimeError, match="backward was called before forward"):
         layer.backward(np.zeros((5, 2, 4)))
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+def test_empty_batch(rng, cell):
+    layer = make(cell, 3, 4, rng, np.float32, num_layers=2, bidirectional=True)
+    y = layer.forward(np.zeros((5, 0, 3), dtype=np.float32))
+    assert y.shape == (5, 0, 8) and layer.h_n.shape == (4, 0, 4)
+    assert layer.backward(y).shape == (5, 0, 3) and layer.grad_h0.shape == (4, 0, 4)
+    assert not any(p.grad.any() for p in layer.parameters())
 
 
 def test_empty_sequence_is_refused(rng):

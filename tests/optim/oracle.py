@@ -127,9 +127,10 @@ def allocated_by_a_step(make: MakeOptimizer, size: int = 100_000) -> tuple[int, 
 
 
 def round_trip(make: MakeOptimizer, into_trained: bool) -> tuple[list[Parameter], list[Parameter]]:
-    """Train 5 steps, checkpoint with `state_dict()`, restore into new parameters and a new optimizer
-    (never stepped, or `into_trained`: already carrying other state), then train both 7 more
-    steps on the same gradients. Returns both parameter lists (float32), which must be equal."""
+    """Train 5 steps, checkpoint with `state_dict()`, restore into new parameters and a new
+    optimizer (never stepped, or `into_trained`: already carrying other state), then train both
+    7 more steps on the same gradients. Returns both parameter lists (float32), which must be
+    equal."""
     ps = make_params(np.float32)
     opt = make(ps)
     run_steps(opt, ps, np.random.default_rng(0), 5)

@@ -6,8 +6,16 @@ import math
 
 import numpy as np
 import pytest
-from oracle import (allocated_by_a_step, config_id, dtypes_of, float32_run, rel_error, round_trip,
-                    trajectories, updates_in_place)
+from oracle import (
+    allocated_by_a_step,
+    config_id,
+    dtypes_of,
+    float32_run,
+    rel_error,
+    round_trip,
+    trajectories,
+    updates_in_place,
+)
 
 from gradwise.core import Parameter
 from gradwise.optim import Adadelta
@@ -19,7 +27,7 @@ EPS = 1e-6
 
 
 def run(grads: list[list[float]], **kwargs) -> tuple[np.ndarray, Adadelta]:
-    """Apply Adadelta([p], **kwargs) to theta0 with the given gradients; return p and the optimizer."""
+    """Apply Adadelta([p], **kwargs) to theta0 with the given gradients; return p and the opt."""
     p = Parameter(np.array(THETA0), name="w")
     opt = Adadelta([p], **kwargs)
     for g in grads:

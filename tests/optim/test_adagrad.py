@@ -6,8 +6,16 @@ import math
 
 import numpy as np
 import pytest
-from oracle import (allocated_by_a_step, config_id, dtypes_of, float32_run, rel_error, round_trip,
-                    trajectories, updates_in_place)
+from oracle import (
+    allocated_by_a_step,
+    config_id,
+    dtypes_of,
+    float32_run,
+    rel_error,
+    round_trip,
+    trajectories,
+    updates_in_place,
+)
 
 from gradwise.core import Parameter
 from gradwise.optim import Adagrad
@@ -19,7 +27,7 @@ EPS = 1e-10
 
 
 def run(grads: list[list[float]], **kwargs) -> np.ndarray:
-    """Apply Adagrad([p], **kwargs) to theta0 with the given gradient sequence; return the parameter."""
+    """Apply Adagrad([p], **kwargs) to theta0 with the given gradients; return the parameter."""
     p = Parameter(np.array(THETA0), name="w")
     opt = Adagrad([p], **kwargs)
     for g in grads:
@@ -37,7 +45,8 @@ def test_golden_first_step(tol) -> None:
 
 def test_golden_first_step_initial_accumulator(tol) -> None:
     # G_1 = 0.1 + g^2 = [0.35, 0.1625]
-    expected = [1 - 0.1 * 0.5 / (math.sqrt(0.35) + EPS), -2 + 0.1 * 0.25 / (math.sqrt(0.1625) + EPS)]
+    expected = [1 - 0.1 * 0.5 / (math.sqrt(0.35) + EPS),
+                -2 + 0.1 * 0.25 / (math.sqrt(0.1625) + EPS)]
     np.testing.assert_allclose(
         run([G1], lr=0.1, initial_accumulator_value=0.1), expected, rtol=tol.optim_golden
     )
@@ -57,11 +66,12 @@ def test_golden_second_step(tol, lr_decay: float) -> None:
     # G_2 = g_1^2 + g_2^2 = [0.25 + 0.01, 0.0625 + 0.09]; eta_2 = 0.1 / (1 + 1 * lr_decay)
     G2_sum = np.array([0.26, 0.1525])
     expected = theta1 - 0.1 / (1 + lr_decay) * np.array(G2) / (np.sqrt(G2_sum) + EPS)
-    np.testing.assert_allclose(run([G1, G2], lr=0.1, lr_decay=lr_decay), expected, rtol=tol.optim_golden)
+    np.testing.assert_allclose(run([G1, G2], lr=0.1, lr_decay=lr_decay), expected,
+                               rtol=tol.optim_golden)
 
 
 def test_steps_shrink_under_a_constant_gradient(tol) -> None:
-    # G_t = t g^2, so the t-th step is lr / sqrt(t) (eps aside): the monotone decay Adagrad is known for
+    # G_t = t g^2, so the t-th step is lr / sqrt(t) (eps aside): Adagrad's monotone decay
     p = Parameter(np.array([0.0]))
     opt = Adagrad([p], lr=1.0)
     p.grad[...] = 2.0
@@ -108,7 +118,8 @@ def test_invalid_arguments(kwargs: dict, match: str) -> None:
 
 # ---------------------------------------------------------------------- torch oracle
 GRID = [
-    {"lr_decay": lr_decay, "initial_accumulator_value": init, "weight_decay": wd, "maximize": maximize}
+    {"lr_decay": lr_decay, "initial_accumulator_value": init, "weight_decay": wd,
+     "maximize": maximize}
     for lr_decay in (0.0, 0.01)
     for init in (0.0, 0.1)
     for wd in (0.0, 0.1)

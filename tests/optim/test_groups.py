@@ -12,7 +12,7 @@ from gradwise.optim.groups import is_decay_exempt
 
 
 class Scale(Layer):
-    """A normalization-like layer: a 1-D learned scale and shift (like LayerNorm's weight and bias)."""
+    """A normalization-like layer: a 1-D learned scale and shift (like LayerNorm's)."""
 
     def __init__(self, n: int) -> None:
         super().__init__()
@@ -71,11 +71,14 @@ def test_is_decay_exempt() -> None:
     assert is_decay_exempt("0.weight", b)
     assert is_decay_exempt("encoder.norm.weight", w)
     assert not is_decay_exempt("0.weight", b, exempt_1d=False)
+    # a lone string is one fragment ("bias"), not the characters b, i, a, s
+    assert not is_decay_exempt("basis.weight", w, no_decay="bias")
+    assert is_decay_exempt("head.bias", w, no_decay="bias")
 
 
 def test_empty_group_is_left_out_and_named_parameters_work() -> None:
     model = mlp()
-    weights_only = [(n, p) for n, p in model.named_parameters() if n.endswith("weight") and p.data.ndim == 2]
+    weights_only = [(n, p) for n, p in model.named_parameters() if p.data.ndim == 2]
     groups = weight_decay_groups(weights_only, 0.1)
     assert len(groups) == 1 and groups[0]["weight_decay"] == 0.1
 

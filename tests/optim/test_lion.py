@@ -6,8 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import record, rel_err
-from oracle import (STEPS, allocated_by_a_step, config_id, dtypes_of, float32_run, initial_arrays,
-                    round_trip, updates_in_place)
+from oracle import (
+    STEPS,
+    allocated_by_a_step,
+    config_id,
+    dtypes_of,
+    float32_run,
+    initial_arrays,
+    round_trip,
+    updates_in_place,
+)
 
 from gradwise.core import Parameter
 from gradwise.optim import Lion

@@ -6,8 +6,16 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from oracle import (allocated_by_a_step, config_id, dtypes_of, float32_run, rel_error, round_trip,
-                    trajectories, updates_in_place)
+from oracle import (
+    allocated_by_a_step,
+    config_id,
+    dtypes_of,
+    float32_run,
+    rel_error,
+    round_trip,
+    trajectories,
+    updates_in_place,
+)
 
 from gradwise.core import Parameter
 from gradwise.optim import NAdam
@@ -40,12 +48,14 @@ def test_golden_first_step_in_numbers(tol) -> None:
     # mu_2 = 0.9 (1 - 0.5 * 0.96^0.008) = 0.450146935186218
     # step factor lr (1 + 0.1 mu_2 / (1 - mu_1 mu_2)) = 0.105645177835539, times g / (|g| + eps)
     theta, _ = run([G1])
-    np.testing.assert_allclose(theta, [0.894354824277365, -1.894354826390268], rtol=tol.optim_golden)
+    np.testing.assert_allclose(theta, [0.894354824277365, -1.894354826390268],
+                               rtol=tol.optim_golden)
 
 
 def test_golden_first_step(tol) -> None:
     # m_1 = 0.1 g, v_1 / (1 - beta2) = g^2, so delta_1 = |g| + eps and
-    # theta_1 = theta_0 - lr [(1 - mu_1) / (1 - mu_1) + mu_2 * 0.1 / (1 - mu_1 mu_2)] g / (|g| + eps)
+    # theta_1 = theta_0
+    #           - lr [(1 - mu_1) / (1 - mu_1) + mu_2 * 0.1 / (1 - mu_1 mu_2)] g / (|g| + eps)
     mu1, mu2 = mu(1), mu(2)
     expected = THETA0 - LR * (1 + 0.1 * mu2 / (1 - mu1 * mu2)) * G1 / (np.abs(G1) + EPS)
     theta, opt = run([G1])
@@ -64,7 +74,8 @@ def test_golden_second_step(tol) -> None:
     mu1, mu2, mu3 = mu(1), mu(2), mu(3)
     theta1 = THETA0 - LR * (1 + 0.1 * mu2 / (1 - mu1 * mu2)) * G1 / (np.abs(G1) + EPS)
     m2 = np.array([0.045 + 0.01, -0.0225 + 0.03])               # 0.9 * 0.1 g_1 + 0.1 g_2
-    v2 = np.array([0.00024975 + 0.00001, 0.0000624375 + 0.00009])  # 0.999 * 0.001 g_1^2 + 0.001 g_2^2
+    # 0.999 * 0.001 g_1^2 + 0.001 g_2^2
+    v2 = np.array([0.00024975 + 0.00001, 0.0000624375 + 0.00009])
     delta2 = np.sqrt(v2 / (1 - 0.999**2)) + EPS
     expected = (theta1
                 - LR * (1 - mu2) / (1 - mu1 * mu2) * G2 / delta2

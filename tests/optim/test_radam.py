@@ -6,8 +6,16 @@ import math
 
 import numpy as np
 import pytest
-from oracle import (allocated_by_a_step, config_id, dtypes_of, float32_run, rel_error, round_trip,
-                    trajectories, updates_in_place)
+from oracle import (
+    allocated_by_a_step,
+    config_id,
+    dtypes_of,
+    float32_run,
+    rel_error,
+    round_trip,
+    trajectories,
+    updates_in_place,
+)
 
 from gradwise.core import Parameter
 from gradwise.optim import RAdam

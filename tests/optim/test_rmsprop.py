@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from oracle import (allocated_by_a_step, config_id, dtypes_of, float32_run, rel_error, round_trip,
-                    trajectories, updates_in_place)
+from oracle import (
+    allocated_by_a_step,
+    config_id,
+    dtypes_of,
+    float32_run,
+    rel_error,
+    round_trip,
+    trajectories,
+    updates_in_place,
+)
 
 from gradwise.core import Parameter
 from gradwise.optim import RMSprop
@@ -97,7 +105,9 @@ def test_gradient_is_not_modified() -> None:
     np.testing.assert_array_equal(p.grad, G1)
 
 
-@pytest.mark.parametrize(("option", "key"), [("momentum", "momentum_buffer"), ("centered", "grad_avg")])
+@pytest.mark.parametrize(
+    ("option", "key"), [("momentum", "momentum_buffer"), ("centered", "grad_avg")]
+)
 def test_buffers_are_created_when_an_option_is_switched_on_later(option: str, key: str) -> None:
     p = Parameter(THETA0.copy())
     opt = RMSprop([p])
