@@ -1,32 +1,31 @@
 """Convolutions: Conv1d and Conv2d, by im2col and one matrix product.
 
-Both layers run the same 2-d code; a 1-d input `(N, C, L)` is a 2-d input of height 1,
-`(N, C, 1, L)`, with a `(1, k)` kernel. The forward pass gathers every receptive field into a
-column matrix through a strided view of the (padded) input, one copy:
+Both layers run the same 2-d code; a 1-d input (N, C, L) is a 2-d input of height 1 with a
+(1, k) kernel. The forward pass gathers every receptive field into a column matrix, one copy
+out of a strided view of the (padded) input,
 
-    cols[c, i, j, n, ho, wo] = x_pad[n, c, ho * s_h + i * d_h, wo * s_w + j * d_w]
+    cols[c, i, j, ho, wo, n] = x_pad[n, c, ho s_h + i d_h, wo s_w + j d_w],
 
-so that the convolution (a cross-correlation, as in every deep-learning library) is one GEMM,
-
-    y[o, (n, ho, wo)] = sum_{(c, i, j)} W[o, (c, i, j)] cols[(c, i, j), (n, ho, wo)] + b[o],
-
+so that the convolution (a cross-correlation, as in every deep-learning library) is one GEMM
 (Chellapilla, Puri & Simard, 2006, "High performance convolutional neural networks for document
-processing"). The backward pass is two more GEMMs and a scatter-add ("col2im"):
+processing"):
 
-    dW = g cols^T,    db = sum over (n, ho, wo) of g,    dcols = W^T g,
-    dx_pad[n, c, ho * s_h + i * d_h, wo * s_w + j * d_w] += dcols[c, i, j, n, ho, wo],
+    y[o, (ho, wo, n)] = sum_{(c, i, j)} W[o, (c, i, j)] cols[(c, i, j), (ho, wo, n)] + b[o].
 
-one strided add per kernel offset (i, j), then the padding is cropped off. With groups, the
-channels split into `groups` blocks and the GEMMs are batched over them.
+The backward pass is two more GEMMs and a scatter-add ("col2im"), one strided add per kernel
+offset (i, j), after which the padding is cropped off:
 
-Memory layout: inside the layers the batch axis is innermost, (C, H, W, N) in memory, the layout
-of cuda-convnet (Krizhevsky, 2012). The layers return such arrays as `(N, C, H, W)` views (a
-transpose, no copy) and every NumPy operation accepts them. In this layout the rows of an image
-are long contiguous runs (W * N values), so the im2col copy, the col2im adds and the pooling
-views run NumPy's inner loops over hundreds of values instead of a handful; for small images
-(MNIST, MNIST-1D) that is several times faster than the (N, C, H, W) layout. The first layer
-copies a user's (N, C, H, W) array once into it; `Flatten` copies back.
-Output sizes follow Dumoulin & Visin (2016), "A guide to convolution arithmetic":
+    dW = g cols^T,   db = sum_{ho, wo, n} g,   dcols = W^T g,
+    dx_pad[n, c, ho s_h + i d_h, wo s_w + j d_w] += dcols[c, i, j, ho, wo, n].
+
+With groups, the channels split into `groups` blocks and the GEMMs are batched over them.
+
+Memory layout: inside the layers the batch axis is innermost, (C, H, W, N) in memory, as in
+cuda-convnet (Krizhevsky, 2012); the layers return such arrays as (N, C, H, W) views (a
+transpose, no copy), which every NumPy operation accepts. Rows of an image are then contiguous
+runs of W * N values, so the im2col copy, the col2im adds and the pooling views run NumPy's inner
+loops over hundreds of values instead of a handful: several times faster for small images.
+Output sizes (Dumoulin & Visin, 2016, "A guide to convolution arithmetic"):
 
     H_out = floor((H + pad_top + pad_bottom - d_h (k_h - 1) - 1) / s_h) + 1.
 """
@@ -265,16 +264,10 @@ class _ConvNd(Layer):
         self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, ...]] | None = None
         self._workspace = Workspace()  # holds the columns from forward to backward
 
-    # The 2-d view of the settings: a 1-d layer works on height-1 images.
     def _geometry(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], Pads]:
-        if self.nd == 1:
-            return (
-                _lift(self.kernel_size, 1),
-                _lift(self.stride, 1),
-                _lift(self.dilation, 1),
-                ((0, 0), self._pads[0]),
-            )
-        return self.kernel_size, self.stride, self.dilation, (self._pads[0], self._pads[1])  # type: ignore[return-value]
+        """Kernel, stride, dilation and padding of the 2-d computation (height 1 for Conv1d)."""
+        pads = ((0, 0), self._pads[0]) if self.nd == 1 else (self._pads[0], self._pads[1])
+        return _lift(self.kernel_size, 1), _lift(self.stride, 1), _lift(self.dilation, 1), pads
 
     def _signature(self) -> str:
         k = self.kernel_size[0] if self.nd == 1 else self.kernel_size
@@ -365,7 +358,9 @@ class _ConvNd(Layer):
 class Conv1d(_ConvNd):
     """1-d convolution (cross-correlation) over sequences, as `torch.nn.Conv1d`.
 
-    y[n, o, l] = b[o] + sum_{c, j} W[o, c, j] x_pad[n, g(o) + c, l * stride + j * dilation]
+    y[n, o, l] = b[o] + sum_{c, j} W[o, c, j] x_pad[n, c0(o) + c, l * stride + j * dilation],
+
+    c over the in_channels / groups channels of o's group, which starts at channel c0(o).
 
     Parameters
     ----------
@@ -399,7 +394,7 @@ class Conv1d(_ConvNd):
 class Conv2d(_ConvNd):
     """2-d convolution (cross-correlation) over images, as `torch.nn.Conv2d`.
 
-    y[n, o, h, w] = b[o] + sum_{c, i, j} W[o, c, i, j] x_pad[n, g(o) + c, h s_h + i d_h, w s_w + j d_w]
+    y[n, o, h, w] = b[o] + sum_{c, i, j} W[o, c, i, j] x_pad[n, c0(o) + c, h s_h + i d_h, w s_w + j d_w]
 
     Parameters
     ----------
