@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 
 from gradwise.core import Parameter
-from gradwise.optim.optimizer import LearningRate, Optimizer
-from gradwise.optim.sgd import blocks, objective_grad
+from gradwise.optim.optimizer import LearningRate, Optimizer, blocks, objective_grad
 
 
 class Adam(Optimizer):

@@ -11,8 +11,8 @@ from oracle import allocated_by_a_step, config_id, rel_error, trajectories
 
 from gradwise.core import Parameter
 from gradwise.optim import Adam, AdamW
-from gradwise.optim import sgd as sgd_module
-from gradwise.optim.sgd import BLOCK_BYTES
+from gradwise.optim import optimizer as optimizer_module
+from gradwise.optim.optimizer import BLOCK_BYTES
 
 THETA0 = [1.0, -2.0]
 G1 = [0.5, -0.25]
@@ -212,10 +212,10 @@ def test_param_groups_and_schedule_match_torch(tol) -> None:
 def test_blocked_update_equals_the_whole_array_update(monkeypatch, kwargs: dict, dtype) -> None:
     # A C-contiguous parameter is updated block by block (here from 2 blocks on); a Fortran-ordered
     # one is updated whole. Element-wise arithmetic makes the two bit-identical.
-    monkeypatch.setattr(sgd_module, "BLOCKING_MIN_BYTES", 0)
+    monkeypatch.setattr(optimizer_module, "BLOCKING_MIN_BYTES", 0)
     rng = np.random.default_rng(0)
     init, grads = rng.standard_normal((600, 257)).astype(dtype), rng.standard_normal((3, 600, 257))
-    assert init.nbytes > 2 * BLOCK_BYTES and len(list(sgd_module.blocks([init]))) > 2
+    assert init.nbytes > 2 * BLOCK_BYTES and len(list(optimizer_module.blocks([init]))) > 2
     blocked, whole = Parameter(init.copy()), Parameter(init.copy())
     whole.data, whole.grad = np.asfortranarray(whole.data), np.asfortranarray(whole.grad)
     opts = [Adam([blocked], **kwargs), Adam([whole], **kwargs)]
@@ -232,6 +232,6 @@ def test_blocked_update_equals_the_whole_array_update(monkeypatch, kwargs: dict,
 
 
 def test_a_blocked_step_allocates_no_array_memory(monkeypatch) -> None:
-    monkeypatch.setattr(sgd_module, "BLOCKING_MIN_BYTES", 0)  # 100,000 float32: 2 blocks
+    monkeypatch.setattr(optimizer_module, "BLOCKING_MIN_BYTES", 0)  # 100,000 float32: 2 blocks
     allocated, nbytes = allocated_by_a_step(lambda ps: Adam(ps, amsgrad=True, weight_decay=0.1, maximize=True))
     assert allocated < 0.02 * nbytes  # views and Python floats only
