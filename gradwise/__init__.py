@@ -13,12 +13,14 @@ from gradwise.random import default_rng
 from gradwise.random import manual_seed
 from gradwise.training import callbacks
 from gradwise.training import metrics
+from gradwise.training.ensemble import Ensemble
 from gradwise.training.trainer import History
 from gradwise.training.trainer import Trainer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Ensemble",
     "History",
     "Layer",
     "Parameter",

@@ -201,8 +201,7 @@ class Layer:
         their gradient. Buffers are unaffected: BatchNorm still updates its running statistics
         in training mode. Returns `self`, so it chains (``model[0].freeze()``).
         """
-        for p in self.parameters():
-            p.requires_grad = False
+        self._set_requires_grad(False)
         return self
 
     def unfreeze(self) -> Layer:
@@ -211,14 +210,20 @@ class Layer:
         An optimizer that already holds these parameters picks them up at its next step, with
         fresh state.
         """
-        for p in self.parameters():
-            p.requires_grad = True
+        self._set_requires_grad(True)
         return self
+
+    def _set_requires_grad(self, flag: bool) -> None:
+        # Not `self.parameters()`: listing from a sub-layer would rename its parameters relative
+        # to it ("weight" instead of "0.weight"), which optimizer state dicts key on.
+        for _, mod in self.named_modules():
+            for p in mod._parameters.values():
+                p.requires_grad = flag
 
     @property
     def frozen(self) -> bool:
         """True when the layer has parameters and none of them requires a gradient."""
-        params = self.parameters()
+        params = [p for _, mod in self.named_modules() for p in mod._parameters.values()]
         return bool(params) and not any(p.requires_grad for p in params)
 
     def summary(self, input_shape: Any, dtype: Any = None) -> Summary:

@@ -110,6 +110,8 @@ def save(
         if not isinstance(name, str):
             raise TypeError(f"save: state dict keys must be str, got {name!r}")
         tensors[name] = _contiguous(value)
+        if tensors[name].dtype.kind not in "biuf":
+            raise TypeError(f"save: {name!r} has dtype {tensors[name].dtype}, which a weights file cannot hold")
     meta = _user_metadata(metadata)
     import gradwise
 
@@ -269,10 +271,11 @@ def _check_fits(
     path: Path, state: Mapping[str, np.ndarray], model: Layer, strict: bool, metadata: Mapping[str, str]
 ) -> None:
     """Raise a ValueError naming the file and every mismatch before anything is copied."""
-    expected: dict[str, np.ndarray] = {}
-    for name, p in model.named_parameters():
-        expected[name] = p.data
-    expected.update(dict(model.named_buffers()))
+    expected: dict[str, np.ndarray] = {}  # in `state_dict()` order, without copying
+    for mod_name, mod in model.named_modules():
+        pre = f"{mod_name}." if mod_name else ""
+        expected.update({pre + name: p.data for name, p in mod._parameters.items()})
+        expected.update({pre + name: b for name, b in mod._buffers.items() if b is not None})
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     problems = []

@@ -127,7 +127,7 @@ class Summary:
     _HEADER = ("Layer", "Type", "Output shape", "Params", "Trainable", "FLOPs")
 
     def _cells(self) -> list[tuple[str, ...]]:
-        out = []
+        out: list[tuple[str, ...]] = []
         for r in self.rows:
             indent = "  " * r.depth
             label = indent + (r.name or "(model)")
@@ -139,10 +139,11 @@ class Summary:
     def _footer(self) -> list[str]:
         return [
             f"Input shape: {_fmt_shape(self.input_shape)}  ->  output shape: {_fmt_shape(self.output_shape)}",
-            f"Parameters: {self.total_params:,} ({self.trainable_params:,} trainable, "
-            f"{self.frozen_params:,} frozen)",
-            f"FLOPs per forward pass: {self.total_flops:,} ({_fmt_flops(self.total_flops)}; "
-            "2 x multiply-adds of Linear/Conv/RNN layers, for the whole input batch)",
+            f"Parameters: {self.total_params:,} ({self.trainable_params:,} trainable, {self.frozen_params:,} frozen)",
+            (
+                f"FLOPs per forward pass: {self.total_flops:,} ({_fmt_flops(self.total_flops)}; "
+                "2 x multiply-adds of Linear/Conv/RNN layers, for the whole input batch)"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -183,7 +184,7 @@ def _fmt_shape(shape: ShapeSpec | None) -> str:
         return "-"
     if shape and isinstance(shape[0], tuple):
         return "(" + ", ".join(_fmt_shape(s) for s in shape) + ")"  # type: ignore[arg-type]
-    return str(tuple(int(s) for s in shape))  # type: ignore[union-attr]
+    return str(tuple(int(s) for s in shape))  # type: ignore[arg-type]
 
 
 def _fmt_flops(n: int) -> str:
@@ -209,18 +210,18 @@ def layer_flops(layer: Layer, input_shape: ShapeSpec, output_shape: ShapeSpec) -
     own = getattr(layer, "flops", None)
     if callable(own):
         return int(own(input_shape, output_shape))
+    # These three layers take and return one array: the shapes are tuples of ints.
+    out: Shape = output_shape  # type: ignore[assignment]
     if isinstance(layer, Linear):
-        rows = math.prod(output_shape[:-1])  # type: ignore[arg-type]
-        return 2 * layer.in_features * layer.out_features * rows
+        return 2 * layer.in_features * layer.out_features * math.prod(out[:-1])
     if isinstance(layer, _ConvNd):
-        n, _, *spatial = output_shape  # type: ignore[misc]
         per_position = (layer.in_channels // layer.groups) * math.prod(layer.kernel_size)
-        return 2 * per_position * layer.out_channels * math.prod(spatial) * n
+        return 2 * per_position * layer.out_channels * math.prod(out[2:]) * out[0]
     if isinstance(layer, _Recurrent):
         shape: Shape = input_shape  # type: ignore[assignment]
         t, n = (shape[1], shape[0]) if layer.batch_first else (shape[0], shape[1])
         h, d = layer.hidden_size, layer.num_directions
-        gh = layer.weight_hh_l0.shape[0]  # G * H
+        gh = getattr(layer, "weight_hh_l0").shape[0]  # G * H  # noqa: B009 (registered dynamically)
         total = 0
         for k in range(layer.num_layers):
             f = layer.input_size if k == 0 else d * h
@@ -345,9 +346,9 @@ def summary(model: Layer, input_shape: Any, dtype: Any = None) -> Summary:
     own = {name: sum(layer_flops(mod, i, o) for i, o in calls.get(name, [])) for name, mod in modules}
     rows: list[LayerInfo] = []
     for name, mod in modules:
-        if not name and mod._children:
+        if not name and mod.children():
             continue  # the model itself is the footer
-        params = _unique_params(mod)
+        params = mod.parameters()  # each parameter once; renaming the copy's is harmless
         first = calls.get(name, [(None, None)])[0]
         rows.append(
             LayerInfo(
@@ -359,10 +360,10 @@ def summary(model: Layer, input_shape: Any, dtype: Any = None) -> Summary:
                 params=sum(p.size for p in params),
                 trainable=sum(p.size for p in params if p.requires_grad),
                 flops=sum(f for n, f in own.items() if n == name or n.startswith(name + ".")) if name else own[""],
-                container=bool(mod._children),
+                container=bool(mod.children()),
             )
         )
-    params = _unique_params(model)
+    params = twin.parameters()  # the copy's: listing the model's own would rename its parameters
     return Summary(
         model_name=type(model).__name__,
         rows=rows,
@@ -373,14 +374,6 @@ def summary(model: Layer, input_shape: Any, dtype: Any = None) -> Summary:
         total_flops=sum(own.values()),
         dtype=dtypes if multi else dtypes[0],
     )
-
-
-def _unique_params(layer: Layer) -> list[Any]:
-    seen: dict[int, Any] = {}
-    for _, mod in layer.named_modules():
-        for p in mod._parameters.values():
-            seen.setdefault(id(p), p)
-    return list(seen.values())
 
 
 def _record_calls(mod: Layer, name: str, calls: dict[str, list[tuple[ShapeSpec, ShapeSpec]]]) -> None:

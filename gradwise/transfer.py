@@ -338,6 +338,13 @@ def _parse(line: str, dim: int, path: Path, lineno: int, dtype: Any) -> tuple[st
         raise ValueError(
             f"load_glove: {str(path)!r} line {lineno} has {len(parts) - 1} values after the word, expected {dim}"
         )
+    # A word may contain spaces (". . ." in GloVe 840B); one whose extra pieces are all numbers is
+    # a line with too many values.
+    extra = parts[0].split(" ")[1:]
+    if extra and all(_is_number(p) for p in extra):
+        raise ValueError(
+            f"load_glove: {str(path)!r} line {lineno} has {dim + len(extra)} values after the word, expected {dim}"
+        )
     try:
         vector = np.array(parts[1:], dtype=np.float64)
     except ValueError:

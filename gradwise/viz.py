@@ -22,11 +22,22 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from gradwise.core import Layer
     from gradwise.optim.lr_finder import LRFinderResult
     from gradwise.optim.trajectories import Surface
     from gradwise.training.trainer import History
 
-__all__ = ["animate_trajectories", "ema", "plot_history", "plot_lr_finder", "plot_trajectories"]
+__all__ = [
+    "animate_trajectories",
+    "ema",
+    "plot_histogram_data",
+    "plot_histograms",
+    "plot_history",
+    "plot_lr_finder",
+    "plot_lr_schedule",
+    "plot_run",
+    "plot_trajectories",
+]
 
 _NOT_METRICS = ("epoch", "loss", "lr", "time")
 _TRAIN_COLOR = "tab:blue"
@@ -165,7 +176,7 @@ def _draw_loss(ax: Axes, history: History, epochs: list[dict[str, Any]], smoothi
     finite = smooth[np.isfinite(smooth)]
     if finite.size and finite.min() > 0 and finite.max() / finite.min() > 30:
         ax.set_yscale("log")
-    ax.set_xlabel("iteration (optimizer step)")
+    ax.set_xlabel("iteration (optimizer step)" if raw.size else "epoch")
     ax.set_ylabel("loss")
     ax.set_title("Loss")
     ax.grid(alpha=0.3)
@@ -479,3 +490,235 @@ def _prepare_path(out_path: str | os.PathLike[str]) -> Path:
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# ----------------------------------------------------------------------------------------- histograms
+
+
+def plot_histograms(
+    model: Layer, out_path: str | os.PathLike[str], *, bins: int = 50, title: str | None = None, dpi: int = 100
+) -> Path:
+    """Write a PNG with the histogram of every parameter's values and of its current gradient.
+
+    One row per parameter (in `named_parameters` order): its values on the left, its gradient
+    (``Parameter.grad`` as it is now) on the right, each titled with its mean, standard deviation
+    and root mean square. Frozen parameters are marked.
+
+    Parameters
+    ----------
+    model : Layer
+    out_path : path-like
+        The PNG to write (atomically); its directory is created if missing.
+    bins : int
+        Equal-width bins between each array's minimum and maximum.
+    title : str, optional
+        Added to the figure's title.
+    dpi : int
+
+    Returns
+    -------
+    Path
+    """
+    from gradwise.training.histograms import histogram_data
+
+    return plot_histogram_data(histogram_data(model, bins), out_path, title=title, dpi=dpi)
+
+
+def plot_histogram_data(
+    data: Mapping[str, Any], out_path: str | os.PathLike[str], *, title: str | None = None, dpi: int = 100
+) -> Path:
+    """Draw histograms computed by `gradwise.training.histograms.histogram_data` (or read back
+    with `load_histograms`) as a PNG; see `plot_histograms`."""
+    from matplotlib.figure import Figure
+
+    names = list(data["names"])
+    frozen = set(data.get("frozen", ()))
+    rows = max(1, len(names))
+    fig = Figure(figsize=(9.0, 0.6 + 1.45 * rows), layout="constrained")
+    axes = fig.subplots(rows, 2, squeeze=False)
+    for i, name in enumerate(names):
+        for j, (kind, color) in enumerate((("weight", _TRAIN_COLOR), ("grad", _VAL_COLOR))):
+            ax = axes[i, j]
+            h = data[kind][name]
+            counts, edges, stats = (np.asarray(h[k], dtype=np.float64) for k in ("counts", "edges", "stats"))
+            ax.stairs(counts, edges, fill=True, color=color, alpha=0.75)
+            mean, std, _, _, rms = stats
+            label = "values" if kind == "weight" else "gradient"
+            note = " (frozen)" if kind == "grad" and name in frozen else ""
+            ax.set_title(f"{name} {label}{note}: mean {mean:.2g}, std {std:.2g}, rms {rms:.2g}", fontsize="small")
+            ax.tick_params(labelsize="x-small")
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
+            ax.xaxis.get_offset_text().set_fontsize("x-small")
+            ax.set_yticks([])
+            ax.grid(alpha=0.3, axis="x")
+    if not names:
+        axes[0, 0].set_title("no parameters", fontsize="small")
+    heading = "Parameter values (left) and gradients (right)"
+    fig.suptitle(f"{heading}, {title}" if title else heading)
+    return _save(fig, _prepare_path(out_path), dpi)
+
+
+# ----------------------------------------------------------------------------------------- LR schedule
+
+
+def plot_lr_schedule(
+    lrs: Sequence[float] | np.ndarray,
+    out_path: str | os.PathLike[str],
+    *,
+    xlabel: str = "epoch",
+    start: int = 1,
+    log_scale: bool = False,
+    dpi: int = 120,
+) -> Path:
+    """Write the learning rate against the epoch (or step) as a PNG.
+
+    Parameters
+    ----------
+    lrs : sequence of float
+        The learning rate of each epoch (the ``lr`` column of ``history.csv``) or of each step;
+        for a schedule ``f``, pass ``[f(t) for t in range(total_steps)]``.
+    out_path : path-like
+        The PNG to write (atomically); its directory is created if missing.
+    xlabel : str
+        ``"epoch"`` or ``"iteration (optimizer step)"``.
+    start : int
+        The x value of the first entry (1 for epochs counted from 1, as the other plots).
+    log_scale : bool
+        A logarithmic y axis (for exponential decay over orders of magnitude). Linear by
+        default: a cosine or one-cycle schedule reaching ~0 reads wrongly on a log axis.
+    dpi : int
+
+    Returns
+    -------
+    Path
+    """
+    from matplotlib.figure import Figure
+
+    y = np.asarray([_as_float(v) for v in lrs], dtype=np.float64)
+    x = np.arange(start, start + y.size)
+    fig = Figure(figsize=(6.5, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    finite = y[np.isfinite(y)]
+    if finite.size:
+        many = y.size > 60
+        ax.plot(x, y, color=_TRAIN_COLOR, marker=None if many else "o", markersize=3, linewidth=1.5)
+        if log_scale and finite.min() > 0:
+            ax.set_yscale("log")
+    else:
+        ax.text(0.5, 0.5, "no learning rate recorded", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("learning rate")
+    ax.set_title("Learning-rate schedule")
+    if xlabel == "epoch":
+        _integer_ticks(ax)
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, _prepare_path(out_path), dpi)
+
+
+# ----------------------------------------------------------------------------------------- a run directory
+
+
+BATCH_LOSS_FILE = "batch_loss.csv"
+HISTOGRAM_DIR = "histograms"
+
+
+def plot_run(
+    run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None, *, smoothing: float | None = None
+) -> list[Path]:
+    """Redraw every plot of a run directory from the files the run left.
+
+    Reads, when present:
+
+    - ``history.csv`` (one row per epoch): ``loss.png`` (per-epoch training and validation loss)
+      and one ``<metric>.png`` per metric (`plot_history`), and ``lr.png`` from its ``lr`` column;
+    - ``batch_loss.csv``, columns ``step`` (1-based optimizer step), ``epoch`` (0-based, as in
+      ``history.csv``), ``loss`` and optionally ``lr``: the per-iteration loss, raw and smoothed,
+      in ``loss.png``, and ``lr.png`` per step instead of per epoch;
+    - ``histograms/epoch_0005.safetensors`` (`gradwise.training.histograms.HistogramSnapshots`):
+      ``histograms_epoch_0005.png``.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run directory (`gradwise.training.rundir.RunDir`).
+    out_dir : path-like, optional
+        Where to write; ``RUN/plots`` by default. Plots of the same names are replaced.
+    smoothing : float in [0, 1), optional
+        The EMA's beta for the per-iteration loss (see `plot_history`).
+
+    Returns
+    -------
+    list of Path
+        The files written: ``loss.png``, the metric plots, ``lr.png``, then the histograms.
+
+    Raises
+    ------
+    FileNotFoundError
+        If `run_dir` is not a directory, or holds neither ``history.csv`` nor histograms.
+    ValueError
+        If a file is malformed (naming it).
+    """
+    from gradwise.training.histograms import load_histograms
+    from gradwise.training.history import History
+    from gradwise.training.rundir import read_csv_rows
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"run directory {str(run)!r} does not exist")
+    history_path = run / "history.csv"
+    histogram_files = sorted((run / HISTOGRAM_DIR).glob("epoch_*.safetensors"))
+    if not history_path.is_file() and not histogram_files:
+        raise FileNotFoundError(
+            f"{str(run)!r} holds no history.csv and no histograms/: nothing to plot (is it a gradwise run directory?)"
+        )
+    out = Path(out_dir) if out_dir is not None else run / "plots"
+    written: list[Path] = []
+    if history_path.is_file():
+        history = _read_history(history_path, History)
+        step_lrs: list[float] = []
+        batch_path = run / BATCH_LOSS_FILE
+        if batch_path.is_file():
+            rows = _read_rows(batch_path, read_csv_rows)
+            if rows and "loss" not in rows[0]:
+                raise ValueError(f"{str(batch_path)!r} has no 'loss' column (columns: {list(rows[0])})")
+            history.batch_loss = [_as_float(r["loss"]) for r in rows]
+            step_lrs = [_as_float(r["lr"]) for r in rows if "lr" in r]
+            if rows and "epoch" in rows[0]:
+                last: dict[int, int] = {}
+                for i, r in enumerate(rows, start=1):
+                    e = r["epoch"]
+                    if isinstance(e, int):
+                        last[e] = int(r["step"]) if isinstance(r.get("step"), int) else i
+                steps = [last.get(int(row.get("epoch", k)), -1) for k, row in enumerate(history.epochs)]
+                if all(s > 0 for s in steps):
+                    history.steps = steps
+        written += plot_history(history, out, smoothing=smoothing)
+        if step_lrs and any(math.isfinite(v) for v in step_lrs):
+            written.append(plot_lr_schedule(step_lrs, out / "lr.png", xlabel="iteration (optimizer step)"))
+        elif "lr" in history:
+            written.append(plot_lr_schedule(history["lr"], out / "lr.png"))
+    for path in histogram_files:
+        data, epoch = load_histograms(path)
+        stem = path.stem  # epoch_0005
+        title = f"after epoch {epoch}" if epoch is not None else stem
+        written.append(plot_histogram_data(data, out / f"histograms_{stem}.png", title=title))
+    return written
+
+
+def _read_rows(path: Path, reader: Any) -> list[dict[str, Any]]:
+    import csv
+
+    try:
+        return reader(path)
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"{str(path)!r} is not a readable CSV file: {err}") from err
+
+
+def _read_history(path: Path, history_cls: Any) -> History:
+    from gradwise.training.rundir import read_csv_rows
+
+    history = history_cls()
+    history.epochs = _read_rows(path, read_csv_rows)
+    if history.epochs and "epoch" not in history.epochs[0]:
+        raise ValueError(f"{str(path)!r} has no 'epoch' column; is it a gradwise history.csv?")
+    return history

@@ -25,12 +25,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     import gradwise as gw
     from gradwise.cli import config as cfgmod
     from gradwise.data.loader import DataLoader
+    from gradwise.training import checkpoint
     from gradwise.training.rundir import RunDir
 
-    overrides = list(args.set or [])
-    if args.epochs is not None:
-        overrides.append(f"train.epochs={args.epochs}")
-    cfg = cfgmod.load_or_default(args.config, tuple(overrides))
+    if args.resume:
+        # The run continues with the config it was built from; only the number of epochs may change.
+        if args.config or args.set or args.out:
+            raise cfgmod.ConfigError(
+                "--resume continues a run with its own config.toml: give no CONFIG, --set or --out "
+                "(--epochs N sets a new total number of epochs)"
+            )
+        resumed = RunDir(args.resume)
+        if not resumed.config_path.is_file():
+            raise FileNotFoundError(f"--resume {args.resume!r}: not a run directory (it has no config.toml)")
+        cfg = cfgmod.load(resumed.config_path)
+    else:
+        overrides = list(args.set or [])
+        if args.epochs is not None:
+            overrides.append(f"train.epochs={args.epochs}")
+        cfg = cfgmod.load_or_default(args.config, tuple(overrides))
     train_cfg = cfg.section("train")
     seed = int(train_cfg["seed"])
     gw.manual_seed(seed)
@@ -54,8 +67,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     eval_train_loader = DataLoader(splits.x_train, splits.y_train, batch_size=1024)
 
     name = Path(args.config).stem if args.config else "default"
-    run = RunDir.create(args.out) if args.out else RunDir.new("runs", name=name)
-    run.write_config(cfg.data)
+    if args.resume:
+        run, name = resumed, resumed.path.name
+    else:
+        run = RunDir.create(args.out) if args.out else RunDir.new("runs", name=name)
+        run.write_config(cfg.data)
     trainer = gw.Trainer(
         model,
         loss,
@@ -67,11 +83,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir=run,
         clip_grad_norm=float(train_cfg["clip_grad_norm"]) or None,
         clip_grad_value=float(train_cfg["clip_grad_value"]) or None,
+        checkpoint_every=int(train_cfg.get("checkpoint_every", 0)) or None,  # 0: at epoch ends only
     )
     print(f"gradwise: training {name} on {cfg.section('data')['dataset']} "
           f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test), "
           f"{model.num_parameters():,} parameters, run directory {run.path}")
-    trainer.fit(train_loader, val_loader, epochs=int(train_cfg["epochs"]))
+    print(model.summary((1, *splits.x_train.shape[1:])))
+    resume_from = None
+    if args.resume:
+        latest = checkpoint.latest_checkpoint(run)
+        if latest is None:  # killed before its first checkpoint: start again, as it would have run
+            print(f"gradwise: {run.path} has no checkpoint yet; training from the start")
+            run.history_path.unlink(missing_ok=True)
+        else:
+            print(f"gradwise: resuming from {latest}")
+            resume_from = run
+    epochs = args.epochs if args.resume and args.epochs is not None else int(train_cfg["epochs"])
+    trainer.fit(train_loader, val_loader, epochs=epochs, resume_from=resume_from)
 
     # The Trainer wrote its summary (status, steps, epochs, best epoch, wall time); add the final
     # evaluation of every split to it.
@@ -120,6 +148,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from gradwise.cli.lr_find import add_parser as add_lr_find
+    from gradwise.cli.plot import add_parser as add_plot
 
     parser = argparse.ArgumentParser(prog="gradwise", description="Neural networks on NumPy, every number in sight.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -128,7 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model from a TOML config (default: an MLP on MNIST-1D)")
     train.add_argument("config", nargs="?", help="TOML config; the built-in default when omitted")
     train.add_argument("--out", help="run directory to create (must not exist or be empty)")
-    train.add_argument("--epochs", type=int, help="override [train] epochs")
+    train.add_argument("--epochs", type=int, help="override [train] epochs (with --resume: the new total)")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its latest checkpoint, with its config.toml; the final "
+        "weights are those of a run never interrupted",
+    )
     train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch)")
     train.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -144,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_gradcheck)
 
     add_lr_find(sub)
+    add_plot(sub)
     return parser
 
 

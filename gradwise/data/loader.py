@@ -62,6 +62,9 @@ class DataLoader:
         The (cast) targets.
     batch_size : int
     num_samples : int
+    permutation : np.ndarray (N,) or None
+        The order of the epoch being iterated (set when its first batch is drawn); None without
+        shuffling. A checkpoint saves it, so that a run resumed mid-epoch sees the same batches.
 
     Notes
     -----
@@ -120,6 +123,7 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.rng = rng
+        self.permutation: np.ndarray | None = None
         if self.drop_last and self.num_samples < self.batch_size:
             raise ValueError(
                 f"DataLoader: drop_last=True with {self.num_samples} samples and "
@@ -133,13 +137,59 @@ class DataLoader:
         return -(-self.num_samples // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Batch, np.ndarray | None]]:
+        return self._batches(None, 0)
+
+    def resume(self, permutation: np.ndarray | None, start: int) -> Iterator[tuple[Batch, np.ndarray | None]]:
+        """The rest of an interrupted epoch: batches `start`, `start` + 1, ... in the order `permutation`.
+
+        Used to continue a run from a checkpoint taken mid-epoch (`gradwise.training.checkpoint`):
+        no new permutation is drawn, and the generator is used from its current state on (for
+        `transform`), so with the generators restored the batches are those the interrupted epoch
+        would have produced.
+
+        Parameters
+        ----------
+        permutation : np.ndarray (N,) of int, or None
+            The epoch's order (`permutation` as it was); None when the loader does not shuffle.
+        start : int
+            Batches already done, in [0, len(self)].
+
+        Raises
+        ------
+        ValueError
+            If `start` is out of range, or `permutation` is missing, superfluous, or not a
+            permutation of ``range(num_samples)``.
+        """
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start <= len(self):
+            raise ValueError(f"DataLoader.resume: {start=} must be an integer in [0, {len(self)}]")
+        if self.shuffle != (permutation is not None):
+            raise ValueError(
+                f"DataLoader.resume: the loader has shuffle={self.shuffle} but the saved epoch order is "
+                f"{'missing' if permutation is None else 'a permutation'}"
+            )
+        if permutation is not None:
+            permutation = np.asarray(permutation)
+            n = self.num_samples
+            ok = permutation.shape == (n,) and np.issubdtype(permutation.dtype, np.integer)
+            if ok:
+                ok = 0 <= permutation.min() and permutation.max() < n and bool(np.all(np.bincount(permutation) == 1))
+            if not ok:
+                raise ValueError(
+                    f"DataLoader.resume: the saved epoch order (shape {permutation.shape}, {permutation.dtype}) "
+                    f"is not a permutation of the loader's {n} samples"
+                )
+        return self._batches(permutation, int(start))
+
+    def _batches(self, perm: np.ndarray | None, start: int) -> Iterator[tuple[Batch, np.ndarray | None]]:
         n_batches = len(self)
         bs = self.batch_size
         x, y = self.x, self.y
         multi = isinstance(x, tuple)
         rng = _resolve_rng(self.rng)  # once per epoch, so `manual_seed` between epochs takes effect
-        perm = rng.permutation(self.num_samples) if self.shuffle else None
-        for i in range(n_batches):
+        if perm is None and self.shuffle:
+            perm = rng.permutation(self.num_samples)
+        self.permutation = perm
+        for i in range(start, n_batches):
             # A slice gives views (no copy); a piece of the permutation, one gather per array.
             sel: slice | np.ndarray = slice(i * bs, (i + 1) * bs) if perm is None else perm[i * bs : (i + 1) * bs]
             xb = tuple(xi[sel] for xi in x) if multi else x[sel]

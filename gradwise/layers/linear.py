@@ -77,8 +77,10 @@ class Linear(Layer):
         x2 = self._x.reshape(-1, self.in_features)
         g2 = grad_out.reshape(-1, self.out_features)
         # dL/dW = g^T x, dL/db = sum_n g, dL/dx = g W
-        self.weight.grad += g2.T @ x2
-        if self.bias is not None:
+        # A frozen parameter (requires_grad False) gets no gradient work at all.
+        if self.weight.requires_grad:
+            self.weight.grad += g2.T @ x2
+        if self.bias is not None and self.bias.requires_grad:
             self.bias.grad += g2.sum(axis=0)
         grad_in = grad_out @ self.weight.data
         self._x = None

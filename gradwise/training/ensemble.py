@@ -168,7 +168,7 @@ class Ensemble(Layer):
         return self.children()
 
     def __len__(self) -> int:
-        return len(self._children)
+        return len(self.children())
 
     def __getitem__(self, i: int) -> Layer:
         return self.models[i]

@@ -36,7 +36,8 @@ def histogram_data(model: Layer, bins: int = 50) -> Histograms:
     ----------
     model : Layer
     bins : int
-        Equal-width bins between each array's minimum and maximum (`numpy.histogram`).
+        Equal-width bins between each array's minimum and maximum (`numpy.histogram`); small
+        arrays get fewer, max(10, 2 sqrt(size)).
 
     Returns
     -------
@@ -58,7 +59,8 @@ def histogram_data(model: Layer, bins: int = 50) -> Histograms:
             finite = v[np.isfinite(v)]
             if finite.size == 0:
                 finite = np.zeros(1)
-            counts, edges = np.histogram(finite, bins=int(bins))
+            # At most ~2 sqrt(n) bins: a 3-entry bias gets a few wide bars, not 50 slivers.
+            counts, edges = np.histogram(finite, bins=min(int(bins), max(10, int(2 * np.sqrt(finite.size)))))
             stats = np.array(
                 [finite.mean(), finite.std(), finite.min(), finite.max(), np.sqrt(np.mean(finite**2))]
             )

@@ -7,6 +7,7 @@ Layout (see ``docs/training.md``)::
       history.csv                 one row per epoch (`append_history`)
       metrics.json                final metrics, wall time, steps (`write_metrics`)
       checkpoints/best.safetensors, checkpoints/last.safetensors   (`save_weights`)
+      checkpoints/latest, checkpoints/step-XXXXXXXX/   resumable checkpoints (`gradwise.training.checkpoint`)
       plots/*.png                 (`plots_dir`)
 
 Every file is written through `atomic_write_bytes`: a temporary file in the same directory,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from gradwise.core import Layer
     from gradwise.training.trainer import Trainer
 
-__all__ = ["RunDir", "RunRecorder", "atomic_write_bytes", "rows_to_csv", "read_csv_rows"]
+__all__ = ["RunDir", "RunRecorder", "atomic_write_bytes", "fsync_dir", "rows_to_csv", "read_csv_rows"]
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -72,12 +73,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         except OSError:
             pass
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable on POSIX; Windows cannot open directories, and it is optional.
+def fsync_dir(directory: Path) -> None:
+    """Flush a directory's entries (a rename into it) to disk; a no-op where that is impossible."""
+    # POSIX only: Windows cannot open directories, and the rename is durable enough there.
     if os.name != "posix":
         return
     try:
@@ -273,7 +275,8 @@ class RunDir:
 
         path = self.weights_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {k: np.ascontiguousarray(v) for k, v in state_dict.items()}
+        # Not np.ascontiguousarray: it turns a 0-d array (num_batches_tracked) into shape (1,).
+        tensors = {k: np.array(v, order="C", copy=None) for k, v in state_dict.items()}
         return atomic_write_bytes(path, save(tensors))
 
     def load_weights(self, name: str) -> dict[str, np.ndarray]:
@@ -370,6 +373,22 @@ class RunRecorder:
         if monitor != self.monitor:
             self.best_value = self.best_epoch = None  # values of another key do not compare
         self.monitor, self.mode = monitor, resolve_mode(monitor, "auto")
+
+    def restore(
+        self, monitor: str, best_value: float | None, best_epoch: int | None, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Continue a resumed run (after `begin`): its best so far, and ``history.csv`` rewritten from `rows`.
+
+        The file may hold epochs finished after the checkpoint was written; they are redone, and
+        would otherwise appear twice.
+        """
+        if monitor == self.monitor:  # else `begin` chose another key, whose values do not compare
+            self.best_value = None if best_value is None else float(best_value)
+            self.best_epoch = None if best_epoch is None else int(best_epoch)
+        if rows:
+            self.run.write_history(rows)
+        else:
+            self.run.history_path.unlink(missing_ok=True)
 
     def epoch_end(self, logs: Mapping[str, Any], model: Layer) -> None:
         """Append the row; save the weights if the monitored value improved."""

@@ -9,6 +9,9 @@ One training step, in the order the data flows (``docs/training.md``)::
     penalty.backward(params)
     clip_grad_norm(params, max_norm)           # or clip_grad_value, if asked
     optimizer.step()
+
+With ``accumulate=k`` the gradients of k batches are summed before one update (`Trainer`); with a
+run directory, resumable checkpoints are written as training goes (``docs/checkpoints.md``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 
 from gradwise.core import Layer
 from gradwise.optim import clip
+from gradwise.training import checkpoint
 from gradwise.training.callbacks import Callback, CallbackList
 from gradwise.training.history import History
 from gradwise.training.metrics import EpochAccumulator, check_metrics
@@ -86,6 +90,13 @@ class Trainer:
     clip_grad_norm, clip_grad_value : float, optional
         Clip gradients before each ``optimizer.step()`` (`gradwise.optim.clip`), by global 2-norm
         (its value before clipping is the batch logs' ``grad_norm``) or entry-wise; at most one.
+    checkpoint_every : int, optional
+        A run directory gets a resumable checkpoint (`gradwise.training.checkpoint`) after every
+        epoch; this adds one every `checkpoint_every` optimizer steps (``docs/checkpoints.md``).
+    accumulate : int
+        Sum the gradients of `accumulate` consecutive batches of an epoch, then update once: for
+        a mean loss, the update of one batch of all their samples. ``global_step`` counts updates,
+        the history and batch hooks batches; ``stop_training`` waits for the group's update.
 
     Attributes
     ----------
@@ -94,7 +105,7 @@ class Trainer:
     epoch : int
         Number of epochs completed.
     global_step : int
-        Number of optimizer steps taken.
+        Number of optimizer steps (updates) taken.
     stop_training : bool
         Set it (from a callback) to end `fit` after the current batch or epoch.
     best_value, best_epoch
@@ -117,6 +128,8 @@ class Trainer:
         monitor: str = "val_loss",
         clip_grad_norm: float | None = None,
         clip_grad_value: float | None = None,
+        checkpoint_every: int | None = None,
+        accumulate: int = 1,
     ) -> None:
         if not isinstance(model, Layer):
             raise TypeError(f"Trainer: model must be a gradwise Layer, got {type(model).__name__}")
@@ -138,6 +151,13 @@ class Trainer:
                 raise ValueError(f"Trainer: {name}={v!r} must be a number > 0")
         if clip_grad_norm is not None and clip_grad_value is not None:
             raise ValueError("Trainer: give clip_grad_norm or clip_grad_value, not both")
+        for name, v in (("checkpoint_every", checkpoint_every), ("accumulate", accumulate)):
+            if (v is not None or name == "accumulate") and not (_is_int(v) and v >= 1):
+                raise ValueError(f"Trainer: {name}={v!r} must be an integer >= 1")
+        if checkpoint_every is not None and run_dir is None:
+            raise ValueError("Trainer: checkpoint_every needs a run_dir to write the checkpoints into")
+        self.checkpoint_every = None if checkpoint_every is None else int(checkpoint_every)
+        self.accumulate = int(accumulate)
         self.clip_grad_norm, self.clip_grad_value = clip_grad_norm, clip_grad_value
         self.model = model
         self.loss = loss
@@ -158,10 +178,12 @@ class Trainer:
         self.run_summary: dict[str, Any] = {}
         self._last_lr = math.nan
         self._validating = False
+        self._fit_start_epoch = 0  # where the current fit call began (saved for resuming it)
 
     # ------------------------------------------------------------------ fit
     def fit(
-        self, train_loader: Iterable[Any], val_loader: Iterable[Any] | None = None, epochs: int = 1
+        self, train_loader: Iterable[Any], val_loader: Iterable[Any] | None = None, epochs: int = 1,
+        resume_from: str | os.PathLike[str] | None = None,
     ) -> History:
         """Train for `epochs` more epochs.
 
@@ -172,6 +194,10 @@ class Trainer:
             Evaluated after every epoch (``val_loss``, ``val_<metric>``).
         epochs : int
             Number of epochs to run in this call (>= 1).
+        resume_from : path-like, optional
+            A run directory (or checkpoint) to continue: this call repeats the interrupted one.
+            With everything built as then and the same `epochs`, it ends with the same weights,
+            bit for bit, as a run never interrupted (``docs/checkpoints.md``).
 
         Returns
         -------
@@ -184,6 +210,8 @@ class Trainer:
             As soon as a batch loss is NaN or infinite (before that batch's update). The run
             directory keeps its best checkpoint; ``history.csv``, ``metrics.json`` (status
             "diverged") and the plots are written first.
+        ValueError
+            If the checkpoint to resume from is unreadable or does not fit (nothing is changed).
         """
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
             raise ValueError(f"Trainer.fit: {epochs=} must be an integer >= 1")
@@ -193,7 +221,9 @@ class Trainer:
         recorder = self._recorder
         if recorder is not None:
             recorder.begin(self._columns())
-        total = self.epoch + int(epochs)
+        point = None if resume_from is None else checkpoint.resume(self, train_loader, resume_from, int(epochs))
+        self._fit_start_epoch = self.epoch if point is None else point.fit_start_epoch
+        total = self._fit_start_epoch + int(epochs)
         n_batches = len(train_loader) if isinstance(train_loader, Sized) else None
         self.stop_training = False
         display = make_progress(self.progress)
@@ -204,11 +234,12 @@ class Trainer:
         display.start(total, n_batches)
         try:
             for epoch in range(self.epoch, total):
-                self.callbacks.on_epoch_begin(epoch, {})
+                resumed = point if point is not None and point.batch and epoch == point.epoch else None
+                self.callbacks.on_epoch_begin(epoch, {} if resumed is None else {"resumed_at_batch": resumed.batch})
                 display.start_epoch(epoch)
                 t0 = time.perf_counter()
                 logs = {"epoch": epoch}
-                logs.update(self._train_epoch(train_loader, epoch, total, n_batches, display))
+                logs.update(self._train_epoch(train_loader, epoch, total, n_batches, display, resumed))
                 if val_loader is not None:
                     logs.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
                 logs["lr"] = self._last_lr
@@ -220,6 +251,7 @@ class Trainer:
                 self.callbacks.on_epoch_end(epoch, logs)
                 if recorder is not None:
                     recorder.epoch_end(logs, self.model)
+                    checkpoint.save(self, train_loader, self.epoch, 0, None)
                 display.end_epoch(logs)
                 if self.stop_training:
                     status = "stopped"
@@ -253,13 +285,19 @@ class Trainer:
         return None if self._recorder is None else self._recorder.best_epoch
 
     def _train_epoch(
-        self, loader: Iterable[Any], epoch: int, total: int, n_batches: int | None, display: Progress
+        self, loader: Iterable[Any], epoch: int, total: int, n_batches: int | None, display: Progress,
+        resumed: checkpoint.ResumePoint | None = None,
     ) -> dict[str, float]:
-        model, loss, opt, penalty = self.model, self.loss, self.optimizer, self.penalty
+        model, loss, penalty = self.model, self.loss, self.penalty
         params = model.parameters()
         dtype = model.dtype
-        totals = EpochAccumulator(loss, self.metrics)
-        for batch, (xb, yb) in enumerate(loader):
+        k = self.accumulate
+        # Mean-reduced losses: weight each batch's gradient by its size, divide by the total at the update.
+        weigh = k > 1 and getattr(loss, "reduction", "mean") == "mean"
+        totals = EpochAccumulator(loss, self.metrics) if resumed is None else resumed.totals
+        batches = iter(loader) if resumed is None else resumed.batches
+        window = 0  # samples whose gradients are accumulated but not yet applied
+        for batch, (xb, yb) in enumerate(batches, 0 if resumed is None else resumed.batch):
             n = len(yb)
             self.callbacks.on_train_batch_begin(batch, {"size": n})
             model.train()  # every batch: a callback may have switched modes
@@ -270,24 +308,41 @@ class Trainer:
             self.history.batch_loss.append(loss_value)
             if not math.isfinite(loss_value):
                 raise self._diverged(epoch, total, batch, n_batches, loss_value)
-            opt.zero_grad()
-            model.backward(loss.backward())
-            if penalty is not None:
-                penalty.backward(params)
+            if window == 0:
+                self.optimizer.zero_grad()
+            grad = loss.backward()
+            model.backward(grad * grad.dtype.type(n) if weigh else grad)
+            window += n
             batch_logs: dict[str, Any] = {"loss": loss_value, "size": n}
-            if self.clip_grad_norm is not None:
-                batch_logs["grad_norm"] = clip.clip_grad_norm(params, self.clip_grad_norm)
-            elif self.clip_grad_value is not None:
-                clip.clip_grad_value(params, self.clip_grad_value)
-            self._last_lr = self._current_lr()
-            opt.step()
-            self.global_step += 1
+            if (batch + 1) % k == 0 or batch + 1 == n_batches:
+                self._update(params, window if weigh else 1, batch_logs)
+                window = 0
             totals.add(loss_value, scores, yb)
             self.callbacks.on_train_batch_end(batch, batch_logs)
             display.update(batch + 1, totals.loss())
-            if self.stop_training:
+            every = self.checkpoint_every
+            if window == 0 and every and self.global_step % every == 0 and batch + 1 != n_batches:
+                checkpoint.save(self, loader, epoch, batch + 1, totals)  # the epoch's end saves its own
+            if self.stop_training and window == 0:
                 break
+        if window:  # a loader without len() ended inside an accumulation group
+            self._update(params, window if weigh else 1, {})
         return totals.results("Trainer.fit: train_loader")
+
+    def _update(self, params: list[Any], samples: int, batch_logs: dict[str, Any]) -> None:
+        """One optimizer step from the gradients in ``p.grad`` (summed over `samples` when > 1)."""
+        if samples != 1:
+            for p in params:
+                p.grad /= samples
+        if self.penalty is not None:
+            self.penalty.backward(params)
+        if self.clip_grad_norm is not None:
+            batch_logs["grad_norm"] = clip.clip_grad_norm(params, self.clip_grad_norm)
+        elif self.clip_grad_value is not None:
+            clip.clip_grad_value(params, self.clip_grad_value)
+        self._last_lr = self._current_lr()
+        self.optimizer.step()
+        self.global_step += 1
 
     def _current_lr(self) -> float:
         return float(self.optimizer.current_lr(self.optimizer.param_groups[0]))
@@ -388,6 +443,10 @@ class Trainer:
             f"Trainer(model={type(self.model).__name__}, loss={self.loss!r}, "
             f"optimizer={type(self.optimizer).__name__}, metrics={metric_names}, epochs_done={self.epoch})"
         )
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 def _cast(xb: Any, dtype: np.dtype) -> Any:

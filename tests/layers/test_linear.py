@@ -165,3 +165,18 @@ def test_empty_batch(rng):
     assert y.shape == (0, 3)
     assert layer.backward(y).shape == (0, 4)
     assert not layer.weight.grad.any() and not layer.bias.grad.any()
+
+
+def test_frozen_linear_does_no_gradient_work_but_passes_the_input_gradient():
+    from gradwise.layers import Linear
+
+    layer = Linear(4, 3, rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
+    g = np.ones((5, 3), dtype=np.float32)
+    layer.forward(x)
+    expected = layer.backward(g)
+    layer.zero_grad()
+    layer.freeze()
+    layer.forward(x)
+    assert np.array_equal(layer.backward(g), expected)
+    assert not layer.weight.grad.any() and not layer.bias.grad.any()
