@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     kills = args.kills if args.kills is not None else (3 if args.quick else 20)
     if kills < 0:
         parser.error("--kills must be >= 0")
-    epochs = 50 if args.quick else max(300, 15 * kills)
+    epochs = 30 if args.quick else max(300, 15 * kills)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gradwise-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -3,12 +3,15 @@
 from gradwise import data
 from gradwise import diagnostics
 from gradwise import init
+from gradwise import io
 from gradwise import layers
 from gradwise import losses
 from gradwise import optim
 from gradwise.core import Layer
 from gradwise.core import Parameter
 from gradwise.core import Sequential
+from gradwise.io import load
+from gradwise.io import save
 from gradwise.random import default_rng
 from gradwise.random import manual_seed
 from gradwise.training import callbacks
@@ -31,9 +34,12 @@ __all__ = [
     "default_rng",
     "diagnostics",
     "init",
+    "io",
     "layers",
+    "load",
     "losses",
     "manual_seed",
     "metrics",
     "optim",
+    "save",
 ]

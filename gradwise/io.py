@@ -65,7 +65,7 @@ def _checksum(state: Mapping[str, np.ndarray]) -> str:
     for name in sorted(state):
         a = _contiguous(state[name])
         h.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
-        h.update(a.reshape(-1).view(np.uint8))
+        h.update(a.reshape(-1).view(np.uint8).data)
     return h.hexdigest()
 
 
@@ -271,11 +271,12 @@ def _check_fits(
     path: Path, state: Mapping[str, np.ndarray], model: Layer, strict: bool, metadata: Mapping[str, str]
 ) -> None:
     """Raise a ValueError naming the file and every mismatch before anything is copied."""
-    expected: dict[str, np.ndarray] = {}  # in `state_dict()` order, without copying
-    for mod_name, mod in model.named_modules():
-        pre = f"{mod_name}." if mod_name else ""
-        expected.update({pre + name: p.data for name, p in mod._parameters.items()})
-        expected.update({pre + name: b for name, b in mod._buffers.items() if b is not None})
+    # The model's entries in `state_dict()` order (module by module, parameters then buffers),
+    # without copying them: a stable sort by module keeps parameters before buffers.
+    rank = {name: i for i, (name, _) in enumerate(model.named_modules())}
+    entries = [(n, p.data) for n, p in model.named_parameters()] + list(model.named_buffers())
+    entries.sort(key=lambda entry: rank[entry[0].rpartition(".")[0]])
+    expected = dict(entries)
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     problems = []

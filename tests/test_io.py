@@ -11,13 +11,22 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import rel_err
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from helpers import rel_err
 
 import gradwise as gw
 from gradwise.io import architecture, load, read_metadata, save
-from gradwise.layers import LSTM, BatchNorm1d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from gradwise.layers import (
+    LSTM,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    ReLU,
+)
 
 
 def _mlp(seed: int = 0, dtype: Any = np.float32, hidden: int = 16) -> gw.Sequential:
@@ -153,7 +162,7 @@ def test_a_pickle_is_refused_and_never_executed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("where", "match"), [("header", "truncated.*header needs"), ("data", "truncated.*tensor data")])
 def test_a_truncated_file_says_so(tmp_path: Path, where: str, match: str) -> None:
-    path, data = _saved(tmp_path)
+    _, data = _saved(tmp_path)
     cut = 40 if where == "header" else len(data) - 3
     bad = tmp_path / "cut.safetensors"
     bad.write_bytes(data[:cut])
@@ -161,7 +170,7 @@ def test_a_truncated_file_says_so(tmp_path: Path, where: str, match: str) -> Non
 
 
 def test_flipped_bytes_in_the_tensor_data_are_caught_by_the_checksum(tmp_path: Path) -> None:
-    path, data = _saved(tmp_path)
+    _, data = _saved(tmp_path)
     damaged = bytearray(data)
     damaged[-10] ^= 0x40
     bad = tmp_path / "damaged.safetensors"

@@ -52,11 +52,11 @@ if TYPE_CHECKING:
     from gradwise.training.trainer import Trainer, TrainingDiverged
 
 __all__ = [
+    "EMA",
     "CSVLogger",
     "Callback",
     "CallbackList",
     "CycleMomentum",
-    "EMA",
     "EarlyStopping",
     "ModelCheckpoint",
     "ReduceLROnPlateau",
@@ -337,21 +337,21 @@ class EarlyStopping(Callback):
         verbose: bool = False,
     ) -> None:
         super().__init__()
-        self.monitor = str(monitor)
-        self.mode = resolve_mode(self.monitor, mode)
-        self.patience = _count("patience", patience)
+        self.monitor: str = str(monitor)
+        self.mode: str = resolve_mode(self.monitor, mode)
+        self.patience: int = _count("patience", patience)
         if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not math.isfinite(min_delta):
             raise ValueError(f"{min_delta=} must be a finite number")
-        self.min_delta = abs(float(min_delta))  # Keras takes the absolute value too
+        self.min_delta: float = abs(float(min_delta))  # Keras takes the absolute value too
         if baseline is not None and (isinstance(baseline, bool) or not isinstance(baseline, numbers.Real)):
             raise ValueError(f"{baseline=} must be a number or None")
-        self.baseline = None if baseline is None else float(baseline)
-        self.restore_best = bool(restore_best)
-        self.start_from_epoch = _count("start_from_epoch", start_from_epoch)
-        self.verbose = bool(verbose)
+        self.baseline: float | None = None if baseline is None else float(baseline)
+        self.restore_best: bool = bool(restore_best)
+        self.start_from_epoch: int = _count("start_from_epoch", start_from_epoch)
+        self.verbose: bool = bool(verbose)
         self.best: float = math.inf if self.mode == "min" else -math.inf
         self.best_epoch: int | None = None
-        self.wait = 0
+        self.wait: int = 0
         self.stopped_epoch: int | None = None
         self.best_weights: dict[str, np.ndarray] | None = None
 
@@ -570,9 +570,9 @@ class TerminateOnNaN(Callback):
         self.verbose = bool(verbose)
         self.report: dict[str, Any] | None = None
         self.message: str | None = None
-        self._epoch = 0
+        self._epoch: int = 0
         self._buffers: dict[str, np.ndarray] = {}
-        self._watch = _StepWatch()
+        self._watch: _StepWatch = _StepWatch()
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self._watch.last = getattr(self.trainer, "global_step", None)
@@ -718,17 +718,17 @@ class EMA(Callback):
         super().__init__()
         if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not 0 <= decay < 1:
             raise ValueError(f"{decay=} must be in [0, 1)")
-        self.decay = float(decay)
-        self.use_for_eval = bool(use_for_eval)
-        self.start_step = _count("start_step", start_step)
-        self.bias_correction = bool(bias_correction)
+        self.decay: float = float(decay)
+        self.use_for_eval: bool = bool(use_for_eval)
+        self.start_step: int = _count("start_step", start_step)
+        self.bias_correction: bool = bool(bias_correction)
         self.shadow: dict[str, np.ndarray] = {}
-        self.step = 0
-        self.num_updates = 0
+        self.step: int = 0
+        self.num_updates: int = 0
         self._backup: dict[str, np.ndarray] | None = None
-        self._swapped_for_test = False
-        self._scratch = np.empty(0)
-        self._watch = _StepWatch()
+        self._swapped_for_test: bool = False
+        self._scratch: np.ndarray = np.empty(0)
+        self._watch: _StepWatch = _StepWatch()
 
     def _params(self) -> dict[str, Any]:
         return dict(self.model.named_parameters())

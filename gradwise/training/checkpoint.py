@@ -11,8 +11,9 @@ A checkpoint is a directory of the run's ``checkpoints/`` folder (``docs/checkpo
                                   "trainer": position (epoch, batch, step), history, best value,
                                   callback states, every random generator's state
         state.safetensors         the arrays state.json refers to: the optimizer's per-parameter
-                                  buffers ("optimizer/state/<param>/<name>"), per-iteration
-                                  losses, the epoch's order and scores so far, callback arrays
+                                  buffers ("optimizer/state_dict/state/<param>/<name>"),
+                                  per-iteration losses, the epoch's order and scores so far,
+                                  callback arrays
         manifest.json             format, version, position, and the size and SHA-256 of every
                                   other file; written last
 
@@ -132,6 +133,7 @@ class ResumePoint:
     fit_start_epoch: int
     totals: EpochAccumulator | None
     batches: Iterator[Any] | None  # the rest of the interrupted epoch, when `batch` > 0
+    stopped: bool = False  # the interrupted call had stopped early (`stop_training`): nothing is left
 
 
 # ----------------------------------------------------------------------------------------- tree encoding
@@ -513,6 +515,7 @@ def save(trainer: Trainer, loader: Any, epoch: int, batch: int, totals: EpochAcc
         epoch_totals = {"total": totals.total, "seen": totals.seen, "scores": scores, "labels": labels}
     state = {
         "position": {"epoch": epoch, "batch": batch, "global_step": trainer.global_step},
+        "stopped": bool(trainer.stop_training) and not batch,  # the fit call ended early here
         "fit_start_epoch": trainer._fit_start_epoch,
         "accumulate": trainer.accumulate,
         "last_lr": trainer._last_lr,
@@ -563,7 +566,7 @@ def resume(trainer: Trainer, loader: Any, path: str | os.PathLike[str], epochs: 
     file = ckpt.path / "state.json"
     epoch, batch = ckpt.epoch, ckpt.batch
     fit_start = int(state.get("fit_start_epoch", 0))
-    if fit_start + epochs < epoch + (batch > 0):
+    if fit_start + epochs < epoch + (batch > 0) and not state.get("stopped", False):
         raise ValueError(
             f"Trainer.fit: {epochs=} ends at epoch {fit_start + epochs}, but the checkpoint {ckpt.path} "
             f"is at epoch {epoch + 1}, batch {batch} (its fit call started at epoch {fit_start}); "
@@ -633,7 +636,7 @@ def resume(trainer: Trainer, loader: Any, path: str | os.PathLike[str], epochs: 
             best.get("monitor", trainer._recorder.monitor), best.get("value"), best.get("epoch"), trainer.history.epochs
         )
         _rewind(trainer.run_dir.checkpoints_dir, ckpt.path)  # type: ignore[union-attr]
-    return ResumePoint(epoch, batch, fit_start, totals, batches)
+    return ResumePoint(epoch, batch, fit_start, totals, batches, bool(state.get("stopped", False)))
 
 
 def _rewind(directory: Path, resumed: Path) -> None:

@@ -426,12 +426,10 @@ class Snapshots(Callback):
         state = self.model.state_dict()
         self.snapshots.append((done, state))
         if self.out_dir is not None:
-            from safetensors.numpy import save
-
-            from gradwise.training.rundir import atomic_write_bytes
+            from gradwise.io import save
 
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self._path(done), save({k: np.ascontiguousarray(v) for k, v in state.items()}))
+            save(state, self._path(done))
         if self.keep is not None and len(self.snapshots) > self.keep:
             del self.snapshots[: len(self.snapshots) - self.keep]
 
@@ -455,9 +453,9 @@ class Snapshots(Callback):
         if self.out_dir is None:
             self.snapshots = []
             return
-        from safetensors.numpy import load_file
+        from gradwise.io import load
 
-        self.snapshots = [(e, load_file(str(self._path(e)))) for e in epochs]
+        self.snapshots = [(e, load(self._path(e))) for e in epochs]  # checked: clear error if torn
 
     def __repr__(self) -> str:
         return f"Snapshots(every={self.every}, keep={self.keep}, taken={[e for e, _ in self.snapshots]})"

@@ -223,12 +223,13 @@ class Trainer:
             recorder.begin(self._columns())
         point = None if resume_from is None else checkpoint.resume(self, train_loader, resume_from, int(epochs))
         self._fit_start_epoch = self.epoch if point is None else point.fit_start_epoch
-        total = self._fit_start_epoch + int(epochs)
+        stopped = point is not None and point.stopped  # the call being repeated had stopped early
+        total = self.epoch if stopped else self._fit_start_epoch + int(epochs)
         n_batches = len(train_loader) if isinstance(train_loader, Sized) else None
         self.stop_training = False
         display = make_progress(self.progress)
         logs: dict[str, Any] = {}
-        status = "completed"
+        status = "stopped" if stopped else "completed"
         start = time.perf_counter()
         self.callbacks.on_train_begin({})
         display.start(total, n_batches)

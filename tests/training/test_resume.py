@@ -28,6 +28,9 @@ from gradwise.training import checkpoint
 from gradwise.training.callbacks import EMA, EarlyStopping
 from gradwise.training.metrics import accuracy
 
+# Runs without validation choose their best checkpoint by the training loss, and say so.
+pytestmark = pytest.mark.filterwarnings("ignore:Trainer. monitor='val_loss' needs a val_loader")
+
 X, Y = make_spiral(40, 3, 0.3, rng=np.random.default_rng(0))  # 120 samples: 8 batches of 16, the last of 8
 EPOCHS = 3
 
@@ -230,6 +233,32 @@ def test_a_finished_run_resumed_with_more_epochs_equals_a_longer_run(tmp_path: P
     again, loader, val = _build(setup, run)
     again.fit(loader, val, epochs=5, resume_from=run)
     assert _same_state(again.model.state_dict(), ref.model.state_dict()) and again.global_step == 40
+
+
+class StopAfter(Callback):
+    """Sets stop_training at the end of epoch `epoch` (EarlyStopping's way of ending a run)."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if epoch == self.epoch:
+            self.trainer.stop_training = True  # type: ignore[union-attr]
+
+
+def test_a_run_that_stopped_early_stays_stopped_when_resumed(tmp_path: Path) -> None:
+    """Killed after an early stop (say, while drawing the plots): resuming must not train on."""
+    setup = Setup("stops", _mlp, lambda m: Adam(m.parameters(), lr=1e-2), callbacks=lambda: [StopAfter(1)])
+    ref = _reference(setup, tmp_path, epochs=5)
+    assert ref.epoch == 2 and ref.run_summary["status"] == "stopped"
+    run = RunDir.create(tmp_path / "run")
+    trainer, loader, val = _build(setup, run)
+    trainer.fit(loader, val, epochs=5)
+    resumed, loader, val = _build(setup, run)
+    resumed.fit(loader, val, epochs=5, resume_from=run)
+    _assert_identical(ref, resumed)
+    assert resumed.run_summary["status"] == "stopped"
 
 
 def test_resume_without_a_run_directory_and_with_a_plain_iterable(tmp_path: Path) -> None:

@@ -1,0 +1,42 @@
+"""Smoke test of bench/soak_resume.py: `--quick` kills `gradwise train` 3 times and resumes it.
+
+The script asserts the substance itself (exit status 1 otherwise): every checkpoint seen after a
+kill reads back and verifies, and the final weights and history equal an uninterrupted run's.
+Speed is never asserted; the timeout only catches a hang.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "bench" / "soak_resume.py"
+TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def quick_soak() -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--seed", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+
+
+def test_quick_soak_exits_cleanly(quick_soak: subprocess.CompletedProcess[str]) -> None:
+    assert quick_soak.returncode == 0, f"stdout:\n{quick_soak.stdout}\nstderr:\n{quick_soak.stderr}"
+
+
+def test_quick_soak_killed_three_times_and_ended_identical(quick_soak: subprocess.CompletedProcess[str]) -> None:
+    out = quick_soak.stdout
+    assert re.search(r"^kills: 3 ", out, flags=re.M), out
+    assert re.search(r"^identical to the uninterrupted run: yes$", out, flags=re.M), out
+    assert re.search(r"^checkpoints verified after kills: \d+; latest step after each kill: \[", out, flags=re.M), out
+    assert "FAILED" not in out
