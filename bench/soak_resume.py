@@ -79,7 +79,8 @@ class Soak:
 
 
 def _child_env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = "1"  # the same arithmetic in every process, and a fast start
     return env
@@ -211,8 +212,14 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     if soak.kills < kills:
         soak.failures.append(f"the run finished after {soak.kills} of {kills} kills; give a smaller --window")
-    print(f"kills: {soak.kills} within {soak.window:.2f} s of each start (during a checkpoint write: {soak.torn_writes})")
-    print(f"checkpoints verified after kills: {soak.checkpoints_verified}; latest step after each kill: {soak.latest_steps}")
+    print(
+        f"kills: {soak.kills} within {soak.window:.2f} s of each start "
+        f"(during a checkpoint write: {soak.torn_writes})"
+    )
+    print(
+        f"checkpoints verified after kills: {soak.checkpoints_verified}; "
+        f"latest step after each kill: {soak.latest_steps}"
+    )
     print(f"identical to the uninterrupted run: {'yes' if not soak.failures else 'NO'}")
     for failure in soak.failures:
         print(f"FAILED: {failure}")

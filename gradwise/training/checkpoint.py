@@ -38,7 +38,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sized
+from collections.abc import Iterator, Mapping, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,10 +129,10 @@ class ResumePoint:
     """Where `Trainer.fit` continues after `resume`: epoch, batch and the epoch's data so far."""
 
     epoch: int
-    batch: int
+    batch: int  # > 0: epoch `epoch` was interrupted after this many batches
     fit_start_epoch: int
-    totals: EpochAccumulator | None
-    batches: Iterator[Any] | None  # the rest of the interrupted epoch, when `batch` > 0
+    totals: EpochAccumulator  # the interrupted epoch's loss and scores so far
+    batches: Iterator[Any]  # the rest of the interrupted epoch
     stopped: bool = False  # the interrupted call had stopped early (`stop_training`): nothing is left
 
 
@@ -339,7 +339,7 @@ def _safetensors(path: Path, data: bytes) -> dict[str, np.ndarray]:
 
     try:
         return load(data)
-    except Exception as e:  # safetensors raises its own SafetensorError (and others on odd input)
+    except Exception as e:  # noqa: BLE001 - SafetensorError, and others on odd input
         raise ValueError(f"{path} is not a valid safetensors file ({e})") from None
 
 
@@ -408,7 +408,10 @@ def load_checkpoint(
     parsed = {name: _read(directory, name, files[name]) for name in FILES}
     file = directory / "state.json"
     tree = parsed["state.json"]
-    wanted = {"optimizer": ("type", "state_dict"), "trainer": ("position", "history", "rng", "callbacks", "loader", "accumulate")}
+    wanted = {
+        "optimizer": ("type", "state_dict"),
+        "trainer": ("position", "history", "rng", "callbacks", "loader", "accumulate"),
+    }
     for part, keys in wanted.items():
         if not isinstance(tree, dict) or not isinstance(tree.get(part), dict) or any(k not in tree[part] for k in keys):
             raise ValueError(f"{file} lacks some of the entries {part}.{list(keys)}")
@@ -573,7 +576,9 @@ def resume(trainer: Trainer, loader: Any, path: str | os.PathLike[str], epochs: 
             f"give epochs >= {epoch + (batch > 0) - fit_start}"
         )
     if int(state["accumulate"]) != trainer.accumulate:
-        raise ValueError(f"{file} was written with accumulate={state['accumulate']}, the trainer has {trainer.accumulate}")
+        raise ValueError(
+            f"{file} was written with accumulate={state['accumulate']}, the trainer has {trainer.accumulate}"
+        )
     current_gens = generators(trainer.model, loader)
     saved_gens = state["rng"]
     if set(saved_gens) != set(current_gens):
@@ -584,7 +589,8 @@ def resume(trainer: Trainer, loader: Any, path: str | os.PathLike[str], epochs: 
     for key, g in current_gens.items():
         kind = saved_gens[key].get("bit_generator") if isinstance(saved_gens[key], dict) else None
         if kind != g.bit_generator.state["bit_generator"]:
-            raise ValueError(f"{file}: generator {key!r} is {kind} in the checkpoint, {type(g.bit_generator).__name__} now")
+            now = type(g.bit_generator).__name__
+            raise ValueError(f"{file}: generator {key!r} is {kind} in the checkpoint, {now} now")
     stateful = _stateful(trainer)
     saved_cbs = state["callbacks"]
     names = [type(cb).__name__ for cb in stateful]
@@ -595,11 +601,18 @@ def resume(trainer: Trainer, loader: Any, path: str | os.PathLike[str], epochs: 
         )
     for cb in stateful:
         if not callable(getattr(cb, "load_state_dict", None)):
-            raise ValueError(f"{type(cb).__name__} has a state_dict() but no load_state_dict() to resume it")
-    batches = None
+            raise TypeError(f"{type(cb).__name__} has a state_dict() but no load_state_dict() to resume it")
+    batches: Iterator[Any] = iter(())
     if batch:
         if isinstance(loader, Sized) and batch > len(loader):
             raise ValueError(f"{file}: the checkpoint is at batch {batch}, but the loader has {len(loader)} batches")
+        saved_scores = (state.get("epoch_totals") or {}).get("scores")
+        if bool(trainer.metrics) != (saved_scores is not None):
+            raise ValueError(
+                f"{file}: the interrupted epoch was trained {'without' if saved_scores is None else 'with'} "
+                f"metrics, the trainer has {[m.__name__ for m in trainer.metrics]}; its metrics would "
+                f"miss the batches before the checkpoint"
+            )
         permutation = state["loader"]["permutation"]
         restart = getattr(loader, "resume", None)
         if callable(restart):
@@ -623,9 +636,8 @@ def resume(trainer: Trainer, loader: Any, path: str | os.PathLike[str], epochs: 
     trainer.history.epochs = [dict(row) for row in history["epochs"]]
     trainer.history.steps = [int(s) for s in history["steps"]]
     trainer.history.batch_loss = np.asarray(history["batch_loss"], dtype=np.float64).tolist()
-    totals = None
+    totals = EpochAccumulator(trainer.loss, trainer.metrics)
     if batch:
-        totals = EpochAccumulator(trainer.loss, trainer.metrics)
         saved_totals = state["epoch_totals"] or {}
         totals.total, totals.seen = float(saved_totals.get("total", 0.0)), int(saved_totals.get("seen", 0))
         if totals.metrics and saved_totals.get("scores") is not None:

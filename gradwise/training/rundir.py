@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from gradwise.core import Layer
     from gradwise.training.trainer import Trainer
 
-__all__ = ["RunDir", "RunRecorder", "atomic_write_bytes", "fsync_dir", "rows_to_csv", "read_csv_rows"]
+__all__ = ["RunDir", "RunRecorder", "atomic_write_bytes", "fsync_dir", "read_csv_rows", "rows_to_csv"]
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

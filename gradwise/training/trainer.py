@@ -151,9 +151,10 @@ class Trainer:
                 raise ValueError(f"Trainer: {name}={v!r} must be a number > 0")
         if clip_grad_norm is not None and clip_grad_value is not None:
             raise ValueError("Trainer: give clip_grad_norm or clip_grad_value, not both")
-        for name, v in (("checkpoint_every", checkpoint_every), ("accumulate", accumulate)):
-            if (v is not None or name == "accumulate") and not (_is_int(v) and v >= 1):
-                raise ValueError(f"Trainer: {name}={v!r} must be an integer >= 1")
+        if not (_is_int(accumulate) and accumulate >= 1):
+            raise ValueError(f"Trainer: {accumulate=} must be an integer >= 1")
+        if checkpoint_every is not None and not (_is_int(checkpoint_every) and checkpoint_every >= 1):
+            raise ValueError(f"Trainer: {checkpoint_every=} must be an integer >= 1 (optimizer steps)")
         if checkpoint_every is not None and run_dir is None:
             raise ValueError("Trainer: checkpoint_every needs a run_dir to write the checkpoints into")
         self.checkpoint_every = None if checkpoint_every is None else int(checkpoint_every)

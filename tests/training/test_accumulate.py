@@ -89,7 +89,8 @@ class Calls(Callback):
 def test_batch_hooks_run_per_batch_and_updates_every_k() -> None:
     calls = Calls()
     model = _model()
-    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), callbacks=[calls], progress=False, accumulate=3)
+    opt = SGD(model.parameters(), lr=0.1)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), opt, callbacks=[calls], progress=False, accumulate=3)
     trainer.fit(DataLoader(X, Y, batch_size=30, dtype=np.float64), epochs=1)  # 4 batches: groups of 3 and 1
     assert calls.batch_ends == [(0, 0), (1, 0), (2, 1), (3, 2)]
 
@@ -101,7 +102,8 @@ def test_stopping_mid_group_waits_for_the_update() -> None:
                 self.trainer.stop_training = True  # type: ignore[union-attr]
 
     model = _model()
-    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), callbacks=[StopAt()], progress=False, accumulate=3)
+    opt = SGD(model.parameters(), lr=0.1)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), opt, callbacks=[StopAt()], progress=False, accumulate=3)
     trainer.fit(DataLoader(X, Y, batch_size=10, dtype=np.float64), epochs=3)
     assert len(trainer.history.batch_loss) == 6 and trainer.global_step == 2 and trainer.epoch == 1
 

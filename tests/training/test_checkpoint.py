@@ -22,8 +22,7 @@ from gradwise.data.loader import DataLoader
 from gradwise.layers import Dropout, Linear, ReLU
 from gradwise.losses import SoftmaxCrossEntropy
 from gradwise.optim import SGD, Adam
-from gradwise.training import RunDir, Trainer
-from gradwise.training import checkpoint
+from gradwise.training import RunDir, Trainer, checkpoint
 from gradwise.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 
 X, Y = make_spiral(20, 3, 0.3, rng=np.random.default_rng(1))  # 60 samples, 4 batches of 16
@@ -40,10 +39,14 @@ def _model(hidden: int = 8) -> gw.Sequential:
     return gw.Sequential(Linear(2, hidden), ReLU(), Dropout(0.2), Linear(hidden, 3))
 
 
-def _trainer(run: RunDir | None, hidden: int = 8, every: int | None = 3, optimizer: type = Adam) -> tuple[Trainer, DataLoader]:
+def _trainer(
+    run: RunDir | None, hidden: int = 8, every: int | None = 3, optimizer: type = Adam
+) -> tuple[Trainer, DataLoader]:
     model = _model(hidden)
     opt = optimizer(model.parameters(), lr=0.01)
-    trainer = Trainer(model, SoftmaxCrossEntropy(), opt, progress=False, run_dir=run, checkpoint_every=every, monitor="loss")
+    trainer = Trainer(
+        model, SoftmaxCrossEntropy(), opt, progress=False, run_dir=run, checkpoint_every=every, monitor="loss"
+    )
     return trainer, DataLoader(X, Y, batch_size=16, shuffle=True)
 
 
@@ -199,7 +202,7 @@ def _corrupt_garbage(p: Path) -> None:
 @pytest.mark.parametrize(
     ("file", "corrupt", "match"),
     [
-        ("model.safetensors", _corrupt_truncate, r"model\.safetensors is truncated: \d+ bytes, \d+ when it was written"),
+        ("model.safetensors", _corrupt_truncate, r"model\.safetensors is truncated: \d+ bytes, \d+ when it was"),
         ("model.safetensors", _corrupt_flip, r"model\.safetensors is corrupted: its size or SHA-256 differs"),
         ("model.safetensors", _corrupt_text, r"model\.safetensors is not a valid safetensors file"),
         ("model.safetensors", _corrupt_garbage, r"model\.safetensors is not a valid safetensors file"),

@@ -23,8 +23,7 @@ from gradwise.data.loader import DataLoader
 from gradwise.layers import BatchNorm1d, Dropout, Linear, ReLU
 from gradwise.losses import L2, SoftmaxCrossEntropy
 from gradwise.optim import SGD, Adam, schedules
-from gradwise.training import Callback, RunDir, Trainer
-from gradwise.training import checkpoint
+from gradwise.training import Callback, RunDir, Trainer, checkpoint
 from gradwise.training.callbacks import EMA, EarlyStopping
 from gradwise.training.metrics import accuracy
 
@@ -80,7 +79,12 @@ def _bn() -> gw.Sequential:
 
 
 SETUPS = [
-    Setup("plain-sgd", lambda: gw.Sequential(Linear(2, 8), ReLU(), Linear(8, 3)), lambda m: SGD(m.parameters(), lr=0.1), shuffle=False),
+    Setup(
+        "plain-sgd",
+        lambda: gw.Sequential(Linear(2, 8), ReLU(), Linear(8, 3)),
+        lambda m: SGD(m.parameters(), lr=0.1),
+        shuffle=False,
+    ),
     Setup(
         "dropout-shuffle-cosine-adam",
         _mlp,
@@ -170,8 +174,9 @@ def test_killed_mid_epoch_resumes_bit_for_bit(setup: Setup, tmp_path: Path) -> N
     # (its 7th) with the saved order, dropout masks and partial-epoch metrics.
     out = _killed_then_resumed(setup, tmp_path, kills=[6 if setup.accumulate > 1 else 11])
     _assert_identical(ref, out)
+    run, reference = RunDir(tmp_path / "run"), RunDir(tmp_path / "reference")
     for name in ("best", "last"):
-        assert _same_state(RunDir(tmp_path / "run").load_weights(name), ref.run_dir.load_weights(name))  # type: ignore[union-attr]
+        assert _same_state(run.load_weights(name), reference.load_weights(name))
     for a, b in zip(ref.callbacks, out.callbacks):
         if isinstance(a, EMA):
             assert _same_state(a.shadow, b.shadow)
@@ -302,8 +307,9 @@ def killed_run(tmp_path: Path) -> RunDir:
         (lambda t, ld: setattr(ld, "shuffle", False), r"shuffle=False"),
         (lambda t, ld: setattr(t, "accumulate", 2), r"accumulate=1, the trainer has 2"),
         (lambda t, ld: setattr(t.model[2], "rng", None), r"random generators"),
+        (lambda t, ld: t.metrics.clear(), r"trained with metrics, the trainer has \[\]"),
     ],
-    ids=["epochs-too-few", "new-callback", "loader-no-longer-shuffles", "accumulate", "dropout-generator"],
+    ids=["epochs-too-few", "new-callback", "loader-no-longer-shuffles", "accumulate", "dropout-generator", "metrics"],
 )
 def test_a_mismatch_changes_nothing(killed_run: RunDir, change, match: str) -> None:
     trainer, loader, val = _build(SETUPS[1], killed_run)
