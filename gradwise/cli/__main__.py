@@ -83,7 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir=run,
         clip_grad_norm=float(train_cfg["clip_grad_norm"]) or None,
         clip_grad_value=float(train_cfg["clip_grad_value"]) or None,
-        checkpoint_every=int(train_cfg.get("checkpoint_every", 0)) or None,  # 0: at epoch ends only
+        checkpoint_every=int(train_cfg["checkpoint_every"]) or None,  # 0: at epoch ends only
     )
     print(f"gradwise: training {name} on {cfg.section('data')['dataset']} "
           f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test), "

@@ -137,6 +137,7 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "shuffle": True,
         "clip_grad_norm": 0.0,  # 0: off
         "clip_grad_value": 0.0,  # 0: off
+        "checkpoint_every": 0,  # optimizer steps between checkpoints; 0: at the end of each epoch only
     },
 }
 OPTIONAL_SECTIONS = ("penalty", "schedule")

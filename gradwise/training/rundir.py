@@ -271,19 +271,17 @@ class RunDir:
 
     def save_weights(self, state_dict: Mapping[str, np.ndarray], name: str) -> Path:
         """Save a state dict to ``checkpoints/<name>.safetensors`` (loads into torch unchanged)."""
-        from safetensors.numpy import save
+        from gradwise.io import save
 
         path = self.weights_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Not np.ascontiguousarray: it turns a 0-d array (num_batches_tracked) into shape (1,).
-        tensors = {k: np.array(v, order="C", copy=None) for k, v in state_dict.items()}
-        return atomic_write_bytes(path, save(tensors))
+        return save(state_dict, path)  # atomic, with the architecture and a checksum in the metadata
 
     def load_weights(self, name: str) -> dict[str, np.ndarray]:
         """Read ``checkpoints/<name>.safetensors`` back into a state dict."""
-        from safetensors.numpy import load_file
+        from gradwise.io import load
 
-        return load_file(str(self.weights_path(name)))
+        return load(self.weights_path(name))  # a torn or foreign file is a ValueError naming it
 
     def append_history(self, row: Mapping[str, Any]) -> Path:
         """Add one epoch's row to ``history.csv``.
@@ -417,7 +415,7 @@ class RunRecorder:
         `columns` (given after a divergence) rewrites ``history.csv`` so that it exists, with its
         header, even when the first epoch diverged.
         """
-        from gradwise.viz import plot_history
+        from gradwise.viz import BATCH_LOSS_FILE, plot_run
 
         history = trainer.history
         if columns is not None:
@@ -443,5 +441,8 @@ class RunRecorder:
         if diverged_at is not None:
             summary["diverged_at"] = dict(diverged_at)
         self.run.write_metrics(summary)
-        plot_history(history, self.run.plots_dir)
+        # Per-iteration losses for `gradwise plot` (history.csv has one row per epoch only).
+        rows = [{"batch": i, "loss": v} for i, v in enumerate(history.batch_loss, start=1)]
+        atomic_write_bytes(self.run.path / BATCH_LOSS_FILE, rows_to_csv(rows, ["batch", "loss"]))
+        plot_run(self.run.path)
         return summary

@@ -28,6 +28,7 @@ from gradwise.core import Layer
 from gradwise.optim import clip
 from gradwise.training import checkpoint
 from gradwise.training.callbacks import Callback, CallbackList
+from gradwise.training.divergence import TrainingDiverged, diverged
 from gradwise.training.history import History
 from gradwise.training.metrics import EpochAccumulator, check_metrics
 from gradwise.training.progress import Progress, make_progress
@@ -40,24 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["History", "Trainer", "TrainingDiverged"]  # History is re-exported from history.py
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
-
-
-class TrainingDiverged(FloatingPointError):
-    """A training batch produced a NaN or infinite loss.
-
-    Attributes
-    ----------
-    epoch, batch : int
-        0-based indices of the epoch and of the batch within it (the message counts from 1).
-    loss : float
-        The non-finite loss value.
-    """
-
-    def __init__(self, message: str, epoch: int, batch: int, loss: float) -> None:
-        super().__init__(message)
-        self.epoch = epoch
-        self.batch = batch
-        self.loss = loss
 
 
 class Trainer:
@@ -260,7 +243,7 @@ class Trainer:
                     break
         except TrainingDiverged as err:
             if recorder is not None:
-                diverged_at = {"epoch": err.epoch, "batch": err.batch, "loss": str(err.loss)}
+                diverged_at = {"epoch": err.epoch, "batch": err.batch, "loss": str(err.loss), "message": str(err)}
                 self.run_summary = recorder.finish(
                     self,
                     "diverged",
@@ -268,11 +251,13 @@ class Trainer:
                     columns=self._columns(),
                     diverged_at=diverged_at,
                 )
-            raise
+            if not err.handled:
+                raise
+            status = "diverged"  # stopped cleanly by a callback; the recorder has finished
         finally:
             display.close()
         self.callbacks.on_train_end(logs)
-        if recorder is not None:
+        if recorder is not None and status != "diverged":
             self.run_summary = recorder.finish(self, status, time.perf_counter() - start)
         return self.history
 
@@ -309,7 +294,10 @@ class Trainer:
                 loss_value += float(penalty.value(params))
             self.history.batch_loss.append(loss_value)
             if not math.isfinite(loss_value):
-                raise self._diverged(epoch, total, batch, n_batches, loss_value)
+                err = diverged(epoch, total, batch, n_batches, loss_value, self._current_lr(), self.run_dir)
+                # A callback (TerminateOnNaN) may diagnose the batch and ask for a clean stop.
+                err.handled = self.callbacks.on_train_diverged(err, xb, yb)
+                raise err
             if window == 0:
                 self.optimizer.zero_grad()
             grad = loss.backward()
@@ -348,20 +336,6 @@ class Trainer:
 
     def _current_lr(self) -> float:
         return float(self.optimizer.current_lr(self.optimizer.param_groups[0]))
-
-    def _diverged(
-        self, epoch: int, total: int, batch: int, n_batches: int | None, value: float
-    ) -> TrainingDiverged:
-        where = f"epoch {epoch + 1}/{total}, batch {batch + 1}/{n_batches if n_batches is not None else '?'}"
-        hint = f"lower the learning rate (it is {self._current_lr():g}; try 3-10x smaller)"
-        kept = ""
-        if self.run_dir is not None:
-            kept = f" The best checkpoint in {str(self.run_dir.path)!r} was left untouched."
-        message = (
-            f"training diverged at {where}: the loss is {value}. To fix it, {hint}; also check the "
-            f"inputs are standardized and the loss matches the model's output.{kept}"
-        )
-        return TrainingDiverged(message, epoch=epoch, batch=batch, loss=value)
 
     # ------------------------------------------------------------------ evaluate / predict
     def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:

@@ -3,7 +3,6 @@ ModelCheckpoint, TerminateOnNaN, EMA and CSVLogger, alone and inside the Trainer
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
@@ -18,7 +17,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import gradwise as gw
-import gradwise.training.trainer as trainer_module
 from gradwise.core import Layer
 from gradwise.data.loader import DataLoader
 from gradwise.io import load, read_metadata
@@ -442,10 +440,6 @@ class ArmAt(Callback):
             self.model[2][1].armed = True
 
 
-@pytest.mark.skipif(
-    "on_train_diverged" not in inspect.getsource(trainer_module),
-    reason="the Trainer does not call on_train_diverged yet (change proposed to the trainer's owner)",
-)
 def test_terminate_on_nan_turns_a_nan_loss_into_a_clean_stop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = _fused_model()
     arm, cb = ArmAt(1, 2), TerminateOnNaN()
@@ -553,8 +547,6 @@ def test_ema_weights_are_used_for_validation_and_swapped_back() -> None:
 
 @pytest.mark.parametrize("accumulate", [1, 3])
 def test_ema_counts_optimizer_steps_not_batches(accumulate: int) -> None:
-    if "accumulate" not in inspect.signature(Trainer).parameters:
-        pytest.skip("this Trainer has no gradient accumulation")
     ema = EMA(decay=0.5)
     trainer = _trainer(_model(), [ema], accumulate=accumulate)
     trainer.fit(_loader(batch_size=4), epochs=2)  # 8 batches per epoch
@@ -699,9 +691,6 @@ def _resumable_run(path: Path, crash_at: int | None, resume: bool) -> tuple[Trai
     return trainer, cbs
 
 
-@pytest.mark.skipif(
-    "resume_from" not in inspect.signature(Trainer.fit).parameters, reason="this Trainer cannot resume"
-)
 def test_callbacks_resume_exactly_through_a_trainer_checkpoint(tmp_path: Path) -> None:
     whole, expected = _resumable_run(tmp_path / "whole", None, resume=False)
     with pytest.raises(KeyboardInterrupt):

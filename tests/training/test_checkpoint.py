@@ -31,7 +31,7 @@ FILES = ["manifest.json", "model.safetensors", "state.json", "state.safetensors"
 
 @pytest.fixture(autouse=True)
 def _no_plots(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("gradwise.viz.plot_history", lambda *args, **kwargs: None)
+    monkeypatch.setattr("gradwise.viz.plot_run", lambda *args, **kwargs: [])
 
 
 def _model(hidden: int = 8) -> gw.Sequential:

@@ -37,7 +37,7 @@ EPOCHS = 3
 @pytest.fixture(autouse=True)
 def _no_plots(monkeypatch: pytest.MonkeyPatch) -> None:
     """The run directories' plots are tested elsewhere; drawing them would triple these tests' time."""
-    monkeypatch.setattr("gradwise.viz.plot_history", lambda *args, **kwargs: None)
+    monkeypatch.setattr("gradwise.viz.plot_run", lambda *args, **kwargs: [])
 
 
 class Killed(Exception):
