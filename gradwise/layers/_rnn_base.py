@@ -302,17 +302,17 @@ class _Recurrent(Layer):
                 h_cols[d] = hs[:t][order, d].transpose(1, 0, 2)  # h_{t-1} of each step
             dx_cols, dh_cols = dx_cols.reshape(dd, gh, t * n), dh_cols.reshape(dd, gh, t * n)
             w_ih = np.concatenate([p[0].data for p in directions])
-            dw_ih = dx_cols.reshape(dd * gh, t * n) @ x2  # dL/dW_ih = sum_t dxs_t x_t^T
-            dw_hh = np.matmul(dh_cols, h_cols.reshape(dd, hid, t * n).transpose(0, 2, 1))
             gx = dx_cols.reshape(dd * gh, t * n).T @ w_ih  # dL/dx_t = sum_d W_ih^T dxs_t
-            db_ih = dx_cols.sum(axis=2)
-            db_hh = db_ih if dhg is dxs else dh_cols.sum(axis=2)
-            for d, params in enumerate(directions):
-                params[0].grad += dw_ih[d * gh : (d + 1) * gh]
-                params[1].grad += dw_hh[d]
-                if self.bias:
-                    params[2].grad += db_ih[d]
-                    params[3].grad += db_hh[d]
+            if any(p.requires_grad for params in directions for p in params):  # frozen: skip the work
+                dw_ih = dx_cols.reshape(dd * gh, t * n) @ x2  # dL/dW_ih = sum_t dxs_t x_t^T
+                dw_hh = np.matmul(dh_cols, h_cols.reshape(dd, hid, t * n).transpose(0, 2, 1))
+                db_ih = dx_cols.sum(axis=2)
+                db_hh = db_ih if dhg is dxs else dh_cols.sum(axis=2)
+                for d, params in enumerate(directions):
+                    grads = [dw_ih[d * gh : (d + 1) * gh], dw_hh[d]] + ([db_ih[d], db_hh[d]] if self.bias else [])
+                    for p, grad in zip(params, grads):
+                        if p.requires_grad:
+                            p.grad += grad
             gx = gx.reshape(t, n, w_ih.shape[1])
             if c["mask"] is not None:
                 gx *= c["mask"]

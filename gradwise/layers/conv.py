@@ -320,13 +320,16 @@ class _ConvNd(Layer):
         # dW = g cols^T, computed as (cols g^T)^T: BLAS is faster with the long side first.
         # Then dcols = W^T g, written over cols (same shape, no longer needed).
         grad_w = self.weight.grad.reshape(wmat.shape)
+        train_w = self.weight.requires_grad  # frozen: no gradient work
         if g == 1:
-            grad_w[0] += (cols[0] @ gmat[0].T).T
+            if train_w:
+                grad_w[0] += (cols[0] @ gmat[0].T).T
             dcols = np.matmul(wmat[0].T, gmat[0], out=cols[0])
         else:
-            grad_w += np.matmul(cols, gmat.transpose(0, 2, 1)).transpose(0, 2, 1)
+            if train_w:
+                grad_w += np.matmul(cols, gmat.transpose(0, 2, 1)).transpose(0, 2, 1)
             dcols = np.matmul(wmat.transpose(0, 2, 1), gmat, out=cols)
-        if self.bias is not None:
+        if self.bias is not None and self.bias.requires_grad:
             self.bias.grad += gmat.sum(axis=2).reshape(-1)
         # col2im: scatter-add each kernel offset's block into the padded input gradient.
         (t, b), (left, r) = pads

@@ -173,8 +173,10 @@ class _BatchNorm(Layer):
         sum_gx = buf.sum(axis=axes, dtype=np.float64)
         sum_g = g.sum(axis=axes, dtype=np.float64)
         if self.weight is not None and self.bias is not None:
-            self.weight.grad += sum_gx.astype(xhat.dtype)
-            self.bias.grad += sum_g.astype(xhat.dtype)
+            if self.weight.requires_grad:  # frozen: no gradient work (the sums still give dx)
+                self.weight.grad += sum_gx.astype(xhat.dtype)
+            if self.bias.requires_grad:
+                self.bias.grad += sum_g.astype(xhat.dtype)
             scale = self.weight.data * inv_std
         else:
             scale = inv_std
@@ -414,8 +416,9 @@ class LayerNorm(Layer):
             np.subtract(g2, buf, out=buf)
         else:
             w = self.weight.data.reshape(d)
-            self.weight.grad += buf.sum(axis=0).reshape(self.normalized_shape)
-            if self.bias is not None:
+            if self.weight.requires_grad:  # frozen: no gradient work
+                self.weight.grad += buf.sum(axis=0).reshape(self.normalized_shape)
+            if self.bias is not None and self.bias.requires_grad:
                 self.bias.grad += g2.sum(axis=0).reshape(self.normalized_shape)
             # Row sums of dx_hat = g * gamma and of dx_hat * x_hat as matrix-vector products.
             mean_gx = (buf @ w)[:, None] / xhat.dtype.type(d)
