@@ -33,16 +33,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 _HERE = Path(__file__).resolve().parent
 for _path in (str(_HERE.parent), str(_HERE)):  # gradwise from this checkout, then bench/common.py
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-import common  # noqa: E402  (imports no numpy at module level: threads are pinned first)
+import common  # imports no numpy at module level: threads are pinned first
 
 # A run during which other processes kept more than this share of the CPUs busy is flagged.
 BUSY_THRESHOLD = 0.10
@@ -64,7 +65,15 @@ class Spec:
 
 def specs() -> dict[str, Spec]:
     from gradwise.core import Sequential
-    from gradwise.layers import Conv1d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Reshape
+    from gradwise.layers import (
+        Conv1d,
+        Conv2d,
+        Flatten,
+        Linear,
+        MaxPool2d,
+        ReLU,
+        Reshape,
+    )
 
     def mnist1d_gw(rng: Any) -> Sequential:
         return Sequential(
@@ -116,8 +125,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=("mnist1d", "lenet", "both"), default="both")
     parser.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP threads for both libraries (default 2)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed epochs per candidate (default 3; 1 with --quick)")
-    parser.add_argument("--warmup-batches", type=int, default=None, help="warm-up batches per candidate (default 5; 1 with --quick)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed epochs per candidate (default 3; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--warmup-batches", type=int, default=None, help="warm-up batches per candidate (default 5; 1 with --quick)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny run for smoke tests (numbers are meaningless)")
     parser.add_argument(
@@ -219,7 +232,10 @@ def bench_model(spec: Spec, args: argparse.Namespace, torch: Any) -> dict[str, f
 
     name_g, name_t = "gradwise", "PyTorch"
     candidates = {name_g: lambda: gradwise_epoch(x, y, True), name_t: lambda: torch_epoch(xt, yt)}
-    warmups = {name_g: lambda: gradwise_epoch(x[:n_warm], y[:n_warm], False), name_t: lambda: torch_epoch(xt[:n_warm], yt[:n_warm])}
+    warmups = {
+        name_g: lambda: gradwise_epoch(x[:n_warm], y[:n_warm], False),
+        name_t: lambda: torch_epoch(xt[:n_warm], yt[:n_warm]),
+    }
 
     # Same network, same data: the first-batch losses must agree before anything is timed.
     loss0_g = SoftmaxCrossEntropy().forward(gradwise_model().forward(x[:bs]), y[:bs])

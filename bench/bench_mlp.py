@@ -59,6 +59,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="re-run without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (OpenBLAS then detects the CPU itself)",
     )
     parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each round of epochs, wait (at most SECONDS) until other processes leave the CPUs idle",
+    )
+    parser.add_argument(
         "--torch-adam-variants",
         action="store_true",
         help="also time PyTorch with Adam(foreach=True) and Adam(fused=True)",
@@ -226,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     # sgemm rate: a check of the BLAS kernel (the OpenBLAS variables change it); before and after.
     gemm_gflops = common.sgemm_gflops(budget_s=0.1 if args.quick else 0.3)
 
-    runs = common.time_interleaved(candidates, args.repeats, warmup=warmups)
+    runs = common.time_interleaved(candidates, args.repeats, warmup=warmups, wait_quiet_s=args.wait_quiet)
     gemm_gflops = max(gemm_gflops, common.sgemm_gflops(budget_s=0.1 if args.quick else 0.3))
 
     # ------------------------------------------------------------------ report
@@ -247,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch Adam : default resolves to {_torch_adam_impl(torch)} on CPU")
     agree = "same network" if abs(loss0_g - loss0_t) <= 1e-4 * abs(loss0_t) else "MISMATCH: not the same network"
     print(f"check      : first-batch loss gradwise {loss0_g:.6f}, torch {loss0_t:.6f} ({agree})")
+    if args.wait_quiet:
+        notes.append(f"each round of epochs waited (at most {args.wait_quiet:g} s) for other processes to go idle")
     for note in notes:
         print(f"note       : {note}")
     print()

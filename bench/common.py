@@ -233,15 +233,35 @@ def time_run(fn: Callable[[], object]) -> Run:
     return Run(seconds, min(1.0, max(0.0, foreign / capacity)) if capacity > 0 else None)
 
 
+def others_busy_share(window_s: float = 1.0) -> float | None:
+    """Share of the machine's CPUs used by other processes over the next `window_s` seconds."""
+    return time_run(lambda: time.sleep(window_s)).others
+
+
+def wait_for_quiet(timeout_s: float, threshold: float = 0.10, window_s: float = 1.0) -> bool:
+    """Block until other processes use at most `threshold` of the CPUs for `window_s` seconds,
+    or until `timeout_s` has passed; True if the machine was found quiet."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        share = others_busy_share(window_s)
+        if share is None or share <= threshold:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+
+
 def time_interleaved(
     candidates: dict[str, Callable[[], object]],
     repeats: int,
     warmup: dict[str, Callable[[], object]] | None = None,
+    wait_quiet_s: float = 0.0,
 ) -> dict[str, list[Run]]:
     """Time each candidate `repeats` times, round-robin, after running each warm-up once.
 
     Interleaving (A B C A B C ...) rather than (A A A B B B ...) spreads slow drifts of the machine
     (frequency, noisy neighbours) over all candidates, so their ratio is what stays meaningful.
+    With `wait_quiet_s` > 0, each round starts only once other processes leave the CPUs alone
+    (`wait_for_quiet`), waiting at most that long.
     """
     if repeats < 1:
         raise ValueError(f"{repeats=} must be >= 1")
@@ -249,6 +269,8 @@ def time_interleaved(
         fn()
     runs: dict[str, list[Run]] = {name: [] for name in candidates}
     for _ in range(repeats):
+        if wait_quiet_s > 0:
+            wait_for_quiet(wait_quiet_s)
         for name, fn in candidates.items():
             runs[name].append(time_run(fn))
     return runs

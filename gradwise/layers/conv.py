@@ -49,7 +49,7 @@ Pads = tuple[tuple[int, int], tuple[int, int]]  # ((top, bottom), (left, right))
 # --------------------------------------------------------------------------------- shared machinery
 
 
-def _tuple(value: IntOrTuple, nd: int, name: str, owner: str, minimum: int) -> tuple[int, ...]:
+def int_tuple(value: IntOrTuple, nd: int, name: str, owner: str, minimum: int) -> tuple[int, ...]:
     """An int or a sequence of `nd` ints, each >= `minimum`, as an `nd`-tuple."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         out = (int(value),) * nd
@@ -66,7 +66,7 @@ def _tuple(value: IntOrTuple, nd: int, name: str, owner: str, minimum: int) -> t
     return out
 
 
-def _lift(values: tuple[int, ...], fill: int) -> tuple[int, int]:
+def lift_2d(values: tuple[int, ...], fill: int) -> tuple[int, int]:
     """A 1-d setting `(v,)` as the 2-d `(fill, v)` (the height axis of length 1)."""
     return (fill, values[0]) if len(values) == 1 else (values[0], values[1])
 
@@ -231,9 +231,9 @@ class _ConvNd(Layer):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.groups = groups
-        self.kernel_size = _tuple(kernel_size, nd, "kernel_size", name, 1)
-        self.stride = _tuple(stride, nd, "stride", name, 1)
-        self.dilation = _tuple(dilation, nd, "dilation", name, 1)
+        self.kernel_size = int_tuple(kernel_size, nd, "kernel_size", name, 1)
+        self.stride = int_tuple(stride, nd, "stride", name, 1)
+        self.dilation = int_tuple(dilation, nd, "dilation", name, 1)
         if isinstance(padding, str):
             if padding == "valid":
                 self.padding: tuple[int, ...] | str = (0,) * nd
@@ -248,7 +248,7 @@ class _ConvNd(Layer):
             else:
                 raise ValueError(f"{name}: {padding=} must be 'same', 'valid', an int or a sequence of {nd} ints")
         else:
-            self.padding = _tuple(padding, nd, "padding", name, 0)
+            self.padding = int_tuple(padding, nd, "padding", name, 0)
             pads = [(p, p) for p in self.padding]
         self._pads: tuple[tuple[int, int], ...] = tuple(pads)
 
@@ -257,17 +257,20 @@ class _ConvNd(Layer):
         self.weight = Parameter(_init.init_weight(init, shape, rng, dtype))
         if bias:
             fan_in = _init.fans(shape)[0]
-            b = _init.default_bias(fan_in, out_channels, rng, dtype) if init == "default" else np.zeros(out_channels, dtype=dtype)
+            if init == "default":
+                b = _init.default_bias(fan_in, out_channels, rng, dtype)
+            else:
+                b = np.zeros(out_channels, dtype=dtype)
             self.bias: Parameter | None = Parameter(b)
         else:
             self.bias = None
-        self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, ...]] | None = None
+        self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, int]] | None = None
         self._workspace = Workspace()  # holds the columns from forward to backward
 
     def _geometry(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], Pads]:
         """Kernel, stride, dilation and padding of the 2-d computation (height 1 for Conv1d)."""
         pads = ((0, 0), self._pads[0]) if self.nd == 1 else (self._pads[0], self._pads[1])
-        return _lift(self.kernel_size, 1), _lift(self.stride, 1), _lift(self.dilation, 1), pads
+        return lift_2d(self.kernel_size, 1), lift_2d(self.stride, 1), lift_2d(self.dilation, 1), pads
 
     def _signature(self) -> str:
         k = self.kernel_size[0] if self.nd == 1 else self.kernel_size
@@ -291,7 +294,10 @@ class _ConvNd(Layer):
         kernel, stride, dilation, pads = self._geometry()
         x4 = x[:, :, None, :] if self.nd == 1 else x
         n, c, h, w = x4.shape
-        out = (out_size(h, kernel[0], stride[0], pads[0], dilation[0]), out_size(w, kernel[1], stride[1], pads[1], dilation[1]))
+        out = (
+            out_size(h, kernel[0], stride[0], pads[0], dilation[0]),
+            out_size(w, kernel[1], stride[1], pads[1], dilation[1]),
+        )
         g = self.groups
         xp = pad2d(x4, pads, batch_last=True)
         cols = im2col(xp, kernel, stride, dilation, out, self._workspace)
@@ -347,8 +353,10 @@ class _ConvNd(Layer):
         parts = [f"{self.in_channels}, {self.out_channels}", f"kernel_size={show(self.kernel_size)}"]
         if any(s != 1 for s in self.stride):
             parts.append(f"stride={show(self.stride)}")
-        if self.padding == "same" or any(self.padding):  # type: ignore[arg-type]
-            parts.append(f"padding={self.padding if self.padding == 'same' else show(self.padding)}")  # type: ignore[arg-type]
+        if isinstance(self.padding, str):
+            parts.append(f"padding={self.padding}")
+        elif any(self.padding):
+            parts.append(f"padding={show(self.padding)}")
         if any(d != 1 for d in self.dilation):
             parts.append(f"dilation={show(self.dilation)}")
         if self.groups != 1:

@@ -18,7 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from gradwise.core import DEFAULT_DTYPE, Layer
-from gradwise.layers.conv import IntOrTuple, Pads, _lift, _tuple, offset_slices, out_size, pad2d, spatial_check
+from gradwise.layers.conv import (
+    IntOrTuple,
+    Pads,
+    int_tuple,
+    lift_2d,
+    offset_slices,
+    out_size,
+    pad2d,
+    spatial_check,
+)
 
 
 def _as_float(x: np.ndarray) -> np.ndarray:
@@ -39,9 +48,9 @@ class _Window:
     def parse(
         cls, owner: str, nd: int, kernel_size: IntOrTuple, stride: IntOrTuple | None, padding: IntOrTuple, max_pad: str
     ) -> _Window:
-        kernel = _tuple(kernel_size, nd, "kernel_size", owner, 1)
-        strides = kernel if stride is None else _tuple(stride, nd, "stride", owner, 1)
-        pads = _tuple(padding, nd, "padding", owner, 0)
+        kernel = int_tuple(kernel_size, nd, "kernel_size", owner, 1)
+        strides = kernel if stride is None else int_tuple(stride, nd, "stride", owner, 1)
+        pads = int_tuple(padding, nd, "padding", owner, 0)
         # PyTorch's limit, which keeps every window from lying entirely in the padding.
         if any(2 * p > k for p, k in zip(pads, kernel)):
             raise ValueError(f"{owner}: padding={padding!r} must be at most half of {max_pad}={kernel_size!r}")
@@ -49,7 +58,7 @@ class _Window:
 
     def lifted(self) -> tuple[tuple[int, int], tuple[int, int], Pads]:
         """Kernel, stride and padding of the 2-d computation (height 1 for nd == 1)."""
-        k, s, p = _lift(self.kernel, 1), _lift(self.stride, 1), _lift(self.padding, 0)
+        k, s, p = lift_2d(self.kernel, 1), lift_2d(self.stride, 1), lift_2d(self.padding, 0)
         return k, s, ((p[0], p[0]), (p[1], p[1]))
 
     def prepare(self, owner: str, x: np.ndarray, expected: str) -> tuple[np.ndarray, tuple[int, int]]:
@@ -169,14 +178,14 @@ class _AvgPoolNd(Layer):
         self.window = _Window.parse(type(self).__name__, self.nd, kernel_size, stride, padding, "kernel_size")
         self.count_include_pad = bool(count_include_pad)
         # (1 / count, input shape, output shape, the output itself: only its memory order is used)
-        self._cache: tuple[np.ndarray | float, tuple[int, ...], tuple[int, int], np.ndarray] | None = None
+        self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, int], np.ndarray] | None = None
 
-    def _inverse_count(self, h: int, w: int, out: tuple[int, int]) -> np.ndarray | float:
+    def _inverse_count(self, h: int, w: int, out: tuple[int, int]) -> np.ndarray:
         """1 / (cells per window): k_h k_w, or (count_include_pad=False) the cells inside the input,
         which factor as rows-in-input times columns-in-input."""
         kernel, stride, pads = self.window.lifted()
         if self.count_include_pad or not any(self.window.padding):
-            return 1.0 / (kernel[0] * kernel[1])
+            return np.asarray(1.0 / (kernel[0] * kernel[1]))
         counts = []
         for size, k, s, (p, _), o in zip((h, w), kernel, stride, pads, out):
             start = np.arange(o) * s - p
@@ -193,7 +202,7 @@ class _AvgPoolNd(Layer):
         for _, rows, cols in slices[1:]:
             total += xp[:, :, rows, cols]
         inv = self._inverse_count(x4.shape[2], x4.shape[3], out)
-        total *= inv if np.isscalar(inv) else inv.astype(total.dtype)
+        total *= inv.astype(total.dtype)
         self._cache = (inv, x4.shape, out, total)
         return self.window.finish(total)
 
@@ -205,7 +214,7 @@ class _AvgPoolNd(Layer):
         dtype = layout.dtype
         kernel, stride, pads = self.window.lifted()
         g4 = _in_layout(np.asarray(grad_out[:, :, None, :] if self.nd == 1 else grad_out), layout, dtype)
-        share = g4 * (dtype.type(inv) if np.isscalar(inv) else inv.astype(dtype))  # each cell gets g / count
+        share = g4 * inv.astype(dtype)  # each cell of a window gets g / count
         dxp = _padded_zeros(shape, pads, dtype, like=share)
         for _, rows, cols in offset_slices(kernel, stride, (1, 1), out):
             dxp[:, :, rows, cols] += share

@@ -43,8 +43,10 @@ def test_defaults_filled_in():
     assert "penalty" not in cfg.data
 
 
-def test_builtin_default_is_the_example_default():
+def test_builtin_default_is_the_example_default_and_the_cnn():
     assert (ROOT / "examples" / "default.toml").read_text() == default_config_text()
+    cnn = (ROOT / "examples" / "mnist1d_cnn.toml").read_text()
+    assert config.parse(default_config_text()).data == config.parse(cnn).data
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.toml")), ids=lambda p: p.name)

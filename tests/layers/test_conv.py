@@ -175,7 +175,8 @@ def test_benchmark_shapes_match_torch(rng, tol, dtype, cls, c_in, c_out, k, s, p
     exact = {"output": ty64, "input": tgx64, **tg64}
     theirs = {"output": ty32, "input": tgx32, **tg32}
     for name, value in ours.items():
-        err = record(f"float32:{cls.__name__}:{name if name in ('output', 'input') else 'param'}", rel_err(value, exact[name]))
+        kind = name if name in ("output", "input") else "param"
+        err = record(f"float32:{cls.__name__}:{kind}", rel_err(value, exact[name]))
         assert err < tol.oracle, (name, err)
         assert rel_err(value, theirs[name]) < rel_err(theirs[name], exact[name]) + tol.oracle, name
 
@@ -195,13 +196,16 @@ def test_benchmark_shapes_match_torch(rng, tol, dtype, cls, c_in, c_out, k, s, p
     bias=st.booleans(),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_matches_torch_for_any_geometry(tol, nd, groups, c_in_per, c_out_per, kernel, stride, padding, dilation, extra, n, bias, seed):
+def test_matches_torch_for_any_geometry(
+    tol, nd, groups, c_in_per, c_out_per, kernel, stride, padding, dilation, extra, n, bias, seed
+):
     pytest.importorskip("torch")
     rng = np.random.default_rng(seed)
     cls = Conv1d if nd == 1 else Conv2d
     span = dilation * (kernel - 1) + 1
     spatial = tuple(max(1, span - 2 * padding) + e for e in extra[:nd])  # the kernel always fits
-    layer = cls(groups * c_in_per, groups * c_out_per, kernel, stride, padding, dilation, groups, bias, rng=rng, dtype=np.float64)
+    c_in, c_out = groups * c_in_per, groups * c_out_per
+    layer = cls(c_in, c_out, kernel, stride, padding, dilation, groups, bias, rng=rng, dtype=np.float64)
     x = rng.standard_normal((n, groups * c_in_per, *spatial))
     upstream = rng.standard_normal(conv_output_shape(layer, x.shape))
     errors = oracle(layer, x, upstream)
@@ -325,7 +329,8 @@ def test_kernel_larger_than_padded_input(layer, shape, span, padded):
     with pytest.raises(ValueError) as info:
         layer.forward(np.zeros(shape, dtype=np.float32))
     msg = str(info.value)
-    assert type(layer).__name__ in msg and str(shape) in msg and f"spans {span}" in msg and f"padded input {padded}" in msg
+    assert type(layer).__name__ in msg and str(shape) in msg
+    assert f"spans {span}" in msg and f"padded input {padded}" in msg
 
 
 def test_a_kernel_exactly_as_large_as_the_padded_input_is_fine():
@@ -439,7 +444,8 @@ def test_memory_layout_of_the_input_does_not_matter(rng):
     y_ref, gx_ref, grads_ref = run_gradwise(layer, x, g)
     big = np.zeros((5, 6, 7, 12))
     big[:, ::2, :, ::2] = x
-    for variant in (np.asfortranarray(x), np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2), big[:, ::2, :, ::2]):
+    batch_last = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    for variant in (np.asfortranarray(x), batch_last, big[:, ::2, :, ::2]):
         y, gx, grads = run_gradwise(layer, variant, np.asfortranarray(g))
         np.testing.assert_allclose(y, y_ref, rtol=1e-14)
         np.testing.assert_allclose(gx, gx_ref, rtol=1e-14)
@@ -500,3 +506,17 @@ def test_empty_batch(rng):
     assert y.shape == (0, 3, 3, 3)
     assert layer.backward(y).shape == (0, 2, 5, 5)
     assert not layer.weight.grad.any() and not layer.bias.grad.any()
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_frozen_parameters_get_no_gradient_but_the_input_does(rng, groups):
+    layer = Conv2d(2, 4, 3, padding=1, groups=groups, rng=rng, dtype=np.float64)
+    trained = copy.deepcopy(layer)
+    layer.weight.requires_grad = False
+    layer.bias.requires_grad = False
+    x, g = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((2, 4, 5, 5))
+    layer.forward(x)
+    trained.forward(x)
+    np.testing.assert_array_equal(layer.backward(g), trained.backward(g))
+    assert not layer.weight.grad.any() and not layer.bias.grad.any()
+    assert trained.weight.grad.any()

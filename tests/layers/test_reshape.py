@@ -40,8 +40,11 @@ def test_gradient_check(rng, tol, in_shape, shape, out_shape):
 
 
 def test_gradient_check_of_the_mnist1d_cnn_front(rng, tol):
-    model = Sequential(Reshape([1, 12]), Conv1d(1, 3, 3, stride=2, padding=1, rng=rng), Flatten(), Linear(18, 4, rng=rng))
-    report = check_model(model, SoftmaxCrossEntropy(), rng.standard_normal((6, 12)), rng.integers(0, 4, 6), check_input=True)
+    model = Sequential(
+        Reshape([1, 12]), Conv1d(1, 3, 3, stride=2, padding=1, rng=rng), Flatten(), Linear(18, 4, rng=rng)
+    )
+    x, y = rng.standard_normal((6, 12)), rng.integers(0, 4, 6)
+    report = check_model(model, SoftmaxCrossEntropy(), x, y, check_input=True)
     assert report.passed and report.max_rel_error < tol.gradcheck, str(report)
 
 
