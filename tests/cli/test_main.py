@@ -197,3 +197,13 @@ def test_schedule_and_clipping_from_the_config(tmp_path, capsys):
     lrs = [float(r.split(",")[header.index("lr")]) for r in rows[1:]]
     assert lrs[-1] < lrs[len(lrs) // 2] < max(lrs)  # annealed after the warm-up
     assert json.loads((out_dir / "metrics.json").read_text())["test"]["accuracy"] > 0.8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", sorted((ROOT / "examples" / "optimizers").glob("*.toml")), ids=lambda p: p.stem)
+def test_every_optimizer_config_converges_on_mnist1d(tmp_path, capsys, path):
+    code, _, err = _train([str(path), "--out", str(tmp_path / "run")], capsys)
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["train"]["loss"] < 1.0  # from ln(10) = 2.30 at chance
+    assert metrics["test"]["accuracy"] > 0.5
