@@ -207,3 +207,8 @@ def test_every_optimizer_config_converges_on_mnist1d(tmp_path, capsys, path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["train"]["loss"] < 1.0  # from ln(10) = 2.30 at chance
     assert metrics["test"]["accuracy"] > 0.5
+
+
+def test_gradcheck_passes_on_the_default_cnn(capsys):
+    assert main(["gradcheck", "--samples", "4", "--max-entries", "50"]) == 0
+    assert "PASSED" in capsys.readouterr().out
