@@ -58,10 +58,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_loader = DataLoader(
         splits.x_train, splits.y_train, batch_size=batch_size, shuffle=bool(train_cfg["shuffle"]), rng=rng
     )
-    lr, schedule_callbacks = cfgmod.build_schedule(cfg, steps_per_epoch=len(train_loader))
-    optimizer = cfgmod.build_optimizer(cfg, model, lr)
-    penalty = cfgmod.build_penalty(cfg)
-    metrics = cfgmod.build_metrics(cfg)
     val_loader = DataLoader(splits.x_val, splits.y_val, batch_size=1024) if len(splits.x_val) else None
     test_loader = DataLoader(splits.x_test, splits.y_test, batch_size=1024)
     eval_train_loader = DataLoader(splits.x_train, splits.y_train, batch_size=1024)
@@ -72,19 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         run = RunDir.create(args.out) if args.out else RunDir.new("runs", name=name)
         run.write_config(cfg.data)
-    trainer = gw.Trainer(
-        model,
-        loss,
-        optimizer,
-        metrics=metrics,
-        callbacks=schedule_callbacks,
-        penalty=penalty,
-        progress=not args.no_progress,
-        run_dir=run,
-        clip_grad_norm=float(train_cfg["clip_grad_norm"]) or None,
-        clip_grad_value=float(train_cfg["clip_grad_value"]) or None,
-        checkpoint_every=int(train_cfg["checkpoint_every"]) or None,  # 0: at epoch ends only
-    )
+    trainer = _make_trainer(cfg, model, loss, len(train_loader), run, progress=not args.no_progress)
     print(f"gradwise: training {name} on {cfg.section('data')['dataset']} "
           f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test), "
           f"{model.num_parameters():,} parameters, run directory {run.path}")
@@ -109,16 +93,84 @@ def cmd_train(args: argparse.Namespace) -> int:
         results["val"] = trainer.evaluate(val_loader)
     results["test"] = trainer.evaluate(test_loader)
     results["seed"] = seed
+    seeds = int(train_cfg["seeds"])
+    if seeds > 1 and not args.resume:
+        results["ensemble"] = _train_more_seeds(cfg, model, loss, splits, run, test_loader, seeds, args.no_progress)
     run.write_metrics(results)
     for part in ("train", "val", "test"):
         if part in results:
             print(f"{part:>5}: {_format_metrics(results[part])}")
     headline = "accuracy" if "accuracy" in results["test"] else "loss"
+    if "ensemble" in results:
+        e = results["ensemble"]
+        print(f"ensemble of {seeds} seeds: members {min(e['individual']):.4f}-{max(e['individual']):.4f} "
+              f"(mean {e['mean_individual']:.4f}), ensemble {e['ensemble']:.4f}, gain {e['gain']:+.4f}")
     print(
         f"test {headline}: {results['test'][headline]:.4f}  "
         f"({results['wall_time']:.1f} s, {results['steps']} steps; {run.path})"
     )
     return 0
+
+
+def _make_trainer(cfg: Any, model: Any, loss: Any, steps_per_epoch: int, run: Any, progress: bool) -> Any:
+    """The configured optimizer, schedule, penalty, metrics and callbacks around `model`."""
+    import gradwise as gw
+    from gradwise.cli import config as cfgmod
+    from gradwise.training.histograms import HistogramSnapshots
+
+    train_cfg = cfg.section("train")
+    lr, callbacks = cfgmod.build_schedule(cfg, steps_per_epoch=steps_per_epoch)
+    if train_cfg["histogram_epochs"]:
+        callbacks.append(HistogramSnapshots(epochs=tuple(int(e) for e in train_cfg["histogram_epochs"])))
+    return gw.Trainer(
+        model,
+        loss,
+        cfgmod.build_optimizer(cfg, model, lr),
+        metrics=cfgmod.build_metrics(cfg),
+        callbacks=callbacks,
+        penalty=cfgmod.build_penalty(cfg),
+        progress=progress,
+        run_dir=run,
+        clip_grad_norm=float(train_cfg["clip_grad_norm"]) or None,
+        clip_grad_value=float(train_cfg["clip_grad_value"]) or None,
+        checkpoint_every=int(train_cfg["checkpoint_every"]) or None,  # 0: at epoch ends only
+        accumulate=int(train_cfg["accumulate"]),
+    )
+
+
+def _train_more_seeds(
+    cfg: Any, first: Any, loss: Any, splits: Any, run: Any, test_loader: Any, seeds: int, no_progress: bool
+) -> dict[str, Any]:
+    """Train seeds seed+1 .. seed+seeds-1 on the same data split (each in RUN/seed-<s>/) and return
+    the ensemble's gain over its members on the test set (`gradwise.training.ensemble.ensemble_gain`)."""
+    import gradwise as gw
+    from gradwise.cli import config as cfgmod
+    from gradwise.data.loader import DataLoader
+    from gradwise.training.ensemble import ensemble_gain
+    from gradwise.training.rundir import RunDir
+
+    train_cfg = cfg.section("train")
+    base = int(train_cfg["seed"])
+    val_loader = DataLoader(splits.x_val, splits.y_val, batch_size=1024) if len(splits.x_val) else None
+    models = [first]
+    for s in range(base + 1, base + seeds):
+        gw.manual_seed(s)
+        rng = np.random.default_rng(s)
+        model = cfgmod.build_model(cfg, rng)
+        loader = DataLoader(
+            splits.x_train, splits.y_train, batch_size=int(train_cfg["batch_size"]),
+            shuffle=bool(train_cfg["shuffle"]), rng=rng,
+        )
+        member = RunDir.create(run.path / f"seed-{s}")
+        print(f"gradwise: ensemble member seed {s} ({member.path})")
+        _make_trainer(cfg, model, loss, len(loader), member, progress=not no_progress).fit(
+            loader, val_loader, epochs=int(train_cfg["epochs"])
+        )
+        models.append(model)
+    metrics = cfgmod.build_metrics(cfg)
+    if not metrics:
+        raise cfgmod.ConfigError(f"{cfg.source}: [train] seeds > 1 needs a metric to compare the ensemble on")
+    return ensemble_gain(models, test_loader, metrics[0])
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:

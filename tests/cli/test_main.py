@@ -212,3 +212,21 @@ def test_every_optimizer_config_converges_on_mnist1d(tmp_path, capsys, path):
 def test_gradcheck_passes_on_the_default_cnn(capsys):
     assert main(["gradcheck", "--samples", "4", "--max-entries", "50"]) == 0
     assert "PASSED" in capsys.readouterr().out
+
+
+def test_seeds_accumulate_and_histograms_from_the_config(tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    code, out, err = _train(
+        [str(_write(tmp_path, SPIRAL)), "--out", str(out_dir), "--epochs", "4", "--set", "train.seeds=3",
+         "--set", "train.accumulate=2", "--set", "train.histogram_epochs=[1, 4]"],
+        capsys,
+    )
+    assert code == 0, err
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert metrics["steps"] == 4 * 4  # 7 batches per epoch, accumulated in pairs: 4 updates
+    ensemble = metrics["ensemble"]
+    assert len(ensemble["individual"]) == 3 and "gain" in ensemble and "ensemble of 3 seeds" in out
+    assert (out_dir / "seed-4" / "metrics.json").is_file() and (out_dir / "seed-5" / "metrics.json").is_file()
+    assert sorted(p.name for p in (out_dir / "histograms").iterdir()) == [
+        "epoch_0001.safetensors", "epoch_0004.safetensors"
+    ]
