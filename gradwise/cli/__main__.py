@@ -62,6 +62,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     test_loader = DataLoader(splits.x_test, splits.y_test, batch_size=1024)
     eval_train_loader = DataLoader(splits.x_train, splits.y_train, batch_size=1024)
 
+    # Schedule, optimizer and penalty arguments are checked by building them once, before anything is
+    # written (the trainer below builds its own; an optimizer holds no state until its first step).
+    cfgmod.build_optimizer(cfg, model, cfgmod.build_schedule(cfg, steps_per_epoch=len(train_loader))[0])
+    cfgmod.build_penalty(cfg)
+
     name = Path(args.config).stem if args.config else "default"
     if args.resume:
         run, name = resumed, resumed.path.name
