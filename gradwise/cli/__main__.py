@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from gradwise.cli.config import ConfigError
-    from gradwise.training.trainer import TrainingDiverged
+    from gradwise.training.divergence import TrainingDiverged
 
     args = build_parser().parse_args(argv)
     try:

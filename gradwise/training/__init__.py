@@ -12,7 +12,7 @@ from gradwise.training.rundir import RunDir
 from gradwise.training.rundir import atomic_write_bytes
 from gradwise.training.trainer import History
 from gradwise.training.trainer import Trainer
-from gradwise.training.trainer import TrainingDiverged
+from gradwise.training.divergence import TrainingDiverged
 
 __all__ = [
     "Callback",
