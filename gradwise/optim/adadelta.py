@@ -81,15 +81,9 @@ class Adadelta(Optimizer):
         }
         super().__init__(params, defaults)
 
-    def _check_group(self, group: Mapping[str, Any]) -> None:
-        super()._check_group(group)
-        rho, eps, weight_decay = group["rho"], group["eps"], group["weight_decay"]
-        if not 0 <= rho < 1:
-            raise ValueError(f"{rho=} must be in [0, 1)")
-        if not eps > 0:
-            raise ValueError(f"{eps=} must be > 0")
-        if not weight_decay >= 0:
-            raise ValueError(f"{weight_decay=} must be >= 0")
+    _positive = ("eps",)
+    _nonnegative = ("weight_decay",)
+    _unit_interval = ("rho",)
 
     def _init_state(self, p: Parameter, group: Mapping[str, Any]) -> dict[str, Any]:
         return {

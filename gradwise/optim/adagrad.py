@@ -85,18 +85,8 @@ class Adagrad(Optimizer):
         }
         super().__init__(params, defaults)
 
-    def _check_group(self, group: Mapping[str, Any]) -> None:
-        super()._check_group(group)
-        lr_decay, weight_decay = group["lr_decay"], group["weight_decay"]
-        initial_accumulator_value, eps = group["initial_accumulator_value"], group["eps"]
-        if not lr_decay >= 0:
-            raise ValueError(f"{lr_decay=} must be >= 0")
-        if not weight_decay >= 0:
-            raise ValueError(f"{weight_decay=} must be >= 0")
-        if not initial_accumulator_value >= 0:
-            raise ValueError(f"{initial_accumulator_value=} must be >= 0")
-        if not eps > 0:
-            raise ValueError(f"{eps=} must be > 0")
+    _positive = ("eps",)
+    _nonnegative = ("lr_decay", "weight_decay", "initial_accumulator_value")
 
     def _init_state(self, p: Parameter, group: Mapping[str, Any]) -> dict[str, Any]:
         # G_0 = initial_accumulator_value everywhere

@@ -97,20 +97,8 @@ class Adam(Optimizer):
         }
         super().__init__(params, defaults)
 
-    def _check_group(self, group: Mapping[str, Any]) -> None:
-        super()._check_group(group)
-        betas, eps, weight_decay = group["betas"], group["eps"], group["weight_decay"]
-        if len(betas) != 2:
-            raise ValueError(f"{betas=} must be a pair (beta1, beta2)")
-        beta1, beta2 = betas
-        if not 0 <= beta1 < 1:
-            raise ValueError(f"{beta1=} must be in [0, 1)")
-        if not 0 <= beta2 < 1:
-            raise ValueError(f"{beta2=} must be in [0, 1)")
-        if not eps > 0:
-            raise ValueError(f"{eps=} must be > 0")
-        if not weight_decay >= 0:
-            raise ValueError(f"{weight_decay=} must be >= 0")
+    _positive = ("eps",)
+    _nonnegative = ("weight_decay",)
 
     def _init_state(self, p: Parameter, group: Mapping[str, Any]) -> dict[str, Any]:
         state: dict[str, Any] = {

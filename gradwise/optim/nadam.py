@@ -99,23 +99,8 @@ class NAdam(Optimizer):
         }
         super().__init__(params, defaults)
 
-    def _check_group(self, group: Mapping[str, Any]) -> None:
-        super()._check_group(group)
-        betas, eps = group["betas"], group["eps"]
-        weight_decay, momentum_decay = group["weight_decay"], group["momentum_decay"]
-        if len(betas) != 2:
-            raise ValueError(f"{betas=} must be a pair (beta1, beta2)")
-        beta1, beta2 = betas
-        if not 0 <= beta1 < 1:
-            raise ValueError(f"{beta1=} must be in [0, 1)")
-        if not 0 <= beta2 < 1:
-            raise ValueError(f"{beta2=} must be in [0, 1)")
-        if not eps > 0:
-            raise ValueError(f"{eps=} must be > 0")
-        if not weight_decay >= 0:
-            raise ValueError(f"{weight_decay=} must be >= 0")
-        if not momentum_decay >= 0:
-            raise ValueError(f"{momentum_decay=} must be >= 0")
+    _positive = ("eps",)
+    _nonnegative = ("weight_decay", "momentum_decay")
 
     def _init_state(self, p: Parameter, group: Mapping[str, Any]) -> dict[str, Any]:
         return {

@@ -151,15 +151,36 @@ class Optimizer:
             raise ValueError(f"param group {index}: {err}") from None
         self.param_groups.append(new_group)
 
+    # Hyperparameter ranges checked by `_check_group` for every group; a subclass names its own.
+    # `betas`, when a group has it, must be a pair in [0, 1).
+    _positive: tuple[str, ...] = ()        # > 0, e.g. eps
+    _nonnegative: tuple[str, ...] = ()     # >= 0, e.g. weight_decay, momentum
+    _unit_interval: tuple[str, ...] = ()   # in [0, 1), e.g. alpha, rho
+
     def _check_group(self, group: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` naming the first invalid hyperparameter of `group`."""
         lr = group["lr"]
-        if callable(lr):
-            return
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-            raise TypeError(f"{lr=} must be a float or a schedule f(step) -> float")
-        if not lr >= 0:
-            raise ValueError(f"{lr=} must be >= 0")
+        if not callable(lr):
+            if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+                raise TypeError(f"{lr=} must be a float or a schedule f(step) -> float")
+            if not lr >= 0:
+                raise ValueError(f"{lr=} must be >= 0")
+        if "betas" in group:
+            betas = group["betas"]
+            if len(betas) != 2:
+                raise ValueError(f"{betas=} must be a pair (beta1, beta2)")
+            for name, beta in zip(("beta1", "beta2"), betas):
+                if not 0 <= beta < 1:
+                    raise ValueError(f"{name}={beta!r} must be in [0, 1)")
+        for name in self._positive:
+            if not group[name] > 0:
+                raise ValueError(f"{name}={group[name]!r} must be > 0")
+        for name in self._nonnegative:
+            if not group[name] >= 0:
+                raise ValueError(f"{name}={group[name]!r} must be >= 0")
+        for name in self._unit_interval:
+            if not 0 <= group[name] < 1:
+                raise ValueError(f"{name}={group[name]!r} must be in [0, 1)")
 
     def current_lr(self, group: Mapping[str, Any]) -> float:
         """The learning rate `group` uses at the next `step()`.

@@ -97,18 +97,9 @@ class RMSprop(Optimizer):
         }
         super().__init__(params, defaults)
 
-    def _check_group(self, group: Mapping[str, Any]) -> None:
-        super()._check_group(group)
-        alpha, eps = group["alpha"], group["eps"]
-        weight_decay, momentum = group["weight_decay"], group["momentum"]
-        if not 0 <= alpha < 1:
-            raise ValueError(f"{alpha=} must be in [0, 1)")
-        if not eps > 0:
-            raise ValueError(f"{eps=} must be > 0")
-        if not weight_decay >= 0:
-            raise ValueError(f"{weight_decay=} must be >= 0")
-        if not momentum >= 0:
-            raise ValueError(f"{momentum=} must be >= 0")
+    _positive = ("eps",)
+    _nonnegative = ("weight_decay", "momentum")
+    _unit_interval = ("alpha",)
 
     def _init_state(self, p: Parameter, group: Mapping[str, Any]) -> dict[str, Any]:
         state: dict[str, Any] = {"step": 0, "square_avg": np.zeros_like(p.data)}   # v

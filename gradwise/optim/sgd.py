@@ -87,14 +87,11 @@ class SGD(Optimizer):
         }
         super().__init__(params, defaults)
 
+    _nonnegative = ("momentum", "weight_decay")
+
     def _check_group(self, group: Mapping[str, Any]) -> None:
         super()._check_group(group)
-        momentum, dampening = group["momentum"], group["dampening"]
-        weight_decay, nesterov = group["weight_decay"], group["nesterov"]
-        if not momentum >= 0:
-            raise ValueError(f"{momentum=} must be >= 0")
-        if not weight_decay >= 0:
-            raise ValueError(f"{weight_decay=} must be >= 0")
+        momentum, dampening, nesterov = group["momentum"], group["dampening"], group["nesterov"]
         if nesterov and not (momentum > 0 and dampening == 0):
             raise ValueError(f"{nesterov=} requires momentum > 0 and dampening == 0, "
                              f"got {momentum=}, {dampening=}")
