@@ -172,7 +172,14 @@ def _run_check(
     report = GradCheckReport(tolerance=tolerance)
     targets: list[tuple[str, np.ndarray, np.ndarray]] = []
     if check_input:
-        targets.append(("input", x, grad_x))
+        if isinstance(x, tuple):  # a multi-input model (Parallel): one entry per floating input
+            targets += [
+                (f"input[{i}]", a, g)
+                for i, (a, g) in enumerate(zip(x, grad_x))
+                if g is not None and np.issubdtype(a.dtype, np.floating)
+            ]
+        else:
+            targets.append(("input", x, grad_x))
     targets += [(name, p.data, p.grad.copy()) for name, p in model.named_parameters() if p.requires_grad]
     for name, array, analytic in targets:
         idx = _pick(array.size, max_entries, rng)
@@ -190,6 +197,11 @@ def _run_check(
             )
         )
     return report
+
+
+def _as_float64(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    return np.array(a, dtype=np.float64, copy=True) if np.issubdtype(a.dtype, np.floating) else a.copy()
 
 
 def check_layer(
@@ -261,8 +273,11 @@ def check_model(
     """
     rng = np.random.default_rng(seed)
     net = copy.deepcopy(model).astype(np.float64)
-    x_arr = np.asarray(x)
-    x64 = np.array(x_arr, dtype=np.float64, copy=True) if np.issubdtype(x_arr.dtype, np.floating) else x_arr.copy()
+    # Floating inputs become float64 copies; integer inputs (embedding indices) are copied as they are.
+    # A tuple or list is a multi-input model's input (`Parallel`), one array per branch.
+    x64: np.ndarray | tuple[np.ndarray, ...] = (
+        tuple(_as_float64(a) for a in x) if isinstance(x, (tuple, list)) else _as_float64(x)
+    )
     lossfn = copy.deepcopy(loss)
 
     def objective(inp: np.ndarray) -> float:
@@ -282,7 +297,7 @@ def check_model(
         objective,
         backward,
         x64,
-        check_input=check_input and np.issubdtype(x64.dtype, np.floating),
+        check_input=check_input and (isinstance(x64, tuple) or np.issubdtype(x64.dtype, np.floating)),
         eps=eps,
         max_entries=max_entries,
         tolerance=tolerance,

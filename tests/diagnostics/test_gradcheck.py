@@ -287,3 +287,22 @@ def test_a_gradient_that_is_zero_by_symmetry_is_not_a_failure(tol):
     assert report.passed, str(report)
     assert report["bias"].rel_error == 0.0
     assert report["weight"].rel_error < tol.gradcheck
+
+
+def test_check_model_takes_the_tuple_input_of_a_parallel_model():
+    from gradwise.core import Sequential
+    from gradwise.layers import Embedding, Linear, Parallel, Tanh
+    from gradwise.losses import SoftmaxCrossEntropy
+
+    rng = np.random.default_rng(0)
+    model = Sequential(
+        Parallel(Sequential(Embedding(7, 3, rng=rng)), Sequential(Linear(4, 5, rng=rng), Tanh())),
+        Linear(8, 3, rng=rng),
+    )
+    x = (rng.integers(0, 7, 6), rng.standard_normal((6, 4)))
+    y = rng.integers(0, 3, 6)
+    report = check_model(model, SoftmaxCrossEntropy(), x, y, check_input=True)
+    assert report.passed, str(report)
+    names = [c.name for c in report.checks]
+    assert "input[1]" in names and "input[0]" not in names  # indices are not differentiable
+    assert "0.0.0.weight" in names
