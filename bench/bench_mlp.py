@@ -28,16 +28,18 @@ with those variables when the environment does not already have them (see `commo
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 _HERE = Path(__file__).resolve().parent
 for _path in (str(_HERE.parent), str(_HERE)):  # gradwise from this checkout, then bench/common.py
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-import common  # noqa: E402  (imports no numpy at module level: threads are pinned first)
+import common  # imports no numpy at module level: threads are pinned first
 
 SIZES = (784, 512, 512, 10)
 # A run during which other processes kept more than this share of the CPUs busy is flagged.
@@ -83,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def epoch_flops(n: int) -> float:
     """FLOPs of the matrix products of one epoch: forward, weight gradients, input gradients
     except for the first layer (whose input gradient no one needs)."""
-    macs = [a * b for a, b in zip(SIZES[:-1], SIZES[1:])]
+    macs = [a * b for a, b in itertools.pairwise(SIZES)]
     return 2.0 * n * (2 * sum(macs) + sum(macs[1:]))
 
 
@@ -91,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Before numpy, gradwise or torch is imported: may re-exec this script.
     original_openblas_env = common.pin_threads(args.threads, args.unset_openblas_env)
+    started = time.strftime("%Y-%m-%d %H:%M %Z")
 
     import numpy as np
 
     import gradwise
-    from gradwise.core import Sequential
+    from gradwise.core import Layer, Sequential
     from gradwise.layers import Linear, ReLU
     from gradwise.losses import SoftmaxCrossEntropy
     from gradwise.optim import Adam
@@ -117,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     # ------------------------------------------------------------------ models (same weights)
     def gradwise_model() -> Sequential:
         rng = np.random.default_rng(args.seed + 1)
-        layers = []
-        for i, (fan_in, fan_out) in enumerate(zip(SIZES[:-1], SIZES[1:])):
+        layers: list[Layer] = []
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(SIZES)):
             layers.append(Linear(fan_in, fan_out, rng=rng))
             if i < len(SIZES) - 2:
                 layers.append(ReLU())
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def torch_model() -> torch.nn.Module:
         layers: list[torch.nn.Module] = []
-        for i, (fan_in, fan_out) in enumerate(zip(SIZES[:-1], SIZES[1:])):
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(SIZES)):
             layers.append(torch.nn.Linear(fan_in, fan_out))
             if i < len(SIZES) - 2:
                 layers.append(torch.nn.ReLU())
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         warmups[name_trainer] = lambda: trainer.fit(warm_loader, epochs=1)
         candidates[name_trainer] = lambda: trainer.fit(loader, epochs=1)
         warmups[name_trainer]()  # fail here, not in the middle of the timed runs
-    except Exception as err:  # the Trainer is work in progress; report instead of failing
+    except Exception as err:  # noqa: BLE001 -- whatever breaks in the Trainer, report it and time the rest
         candidates.pop(name_trainer, None)
         warmups.pop(name_trainer, None)
         notes.append(f"{name_trainer}: not measured ({type(err).__name__}: {err})")
@@ -213,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     candidates[name_hand] = lambda: gradwise_hand_epoch(model_b, loss_b, opt_b, x, y, True)
 
     # (c) PyTorch, default Adam (and optionally the explicit variants).
-    torch_setups = {"PyTorch, default Adam": {}}
+    torch_setups: dict[str, dict[str, Any]] = {"PyTorch, default Adam": {}}
     if args.torch_adam_variants:
         torch_setups["PyTorch, Adam(foreach=True)"] = {"foreach": True}
         torch_setups["PyTorch, Adam(fused=True)"] = {"fused": True}
@@ -221,9 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, kwargs in torch_setups.items():
         model_t = torch_model()
         opt_t = torch.optim.Adam(model_t.parameters(), lr=1e-3, **kwargs)
-        setup = (model_t, torch.nn.CrossEntropyLoss(), opt_t)
-        warmups[name] = lambda s=setup: torch_epoch(*s, xt[:n_warm], yt[:n_warm])
-        candidates[name] = lambda s=setup: torch_epoch(*s, xt, yt)
+        loss_t = torch.nn.CrossEntropyLoss()
+        warmups[name] = lambda m=model_t, o=opt_t, lf=loss_t: torch_epoch(m, lf, o, xt[:n_warm], yt[:n_warm])
+        candidates[name] = lambda m=model_t, o=opt_t, lf=loss_t: torch_epoch(m, lf, o, xt, yt)
 
     # Same network, same data: the first-batch losses must agree before anything is timed.
     loss0_g = SoftmaxCrossEntropy().forward(gradwise_model().forward(x[:bs]), y[:bs])
@@ -241,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MLP {'-'.join(map(str, SIZES))} ReLU, float32, batch {bs}, Adam lr 1e-3, softmax CE, "
           f"{n:,} samples ({n_batches} batches, no shuffle), median of {args.repeats} epoch(s)"
           + ("  [--quick: smoke test, not a measurement]" if args.quick else ""))
-    print(f"date       : {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    print(f"date       : {started} (start)")
     print(f"machine    : {common.cpu_line()}")
     print(f"threads    : {args.threads} (OMP/OPENBLAS/MKL_NUM_THREADS={args.threads}, "
           f"torch.get_num_threads()={torch.get_num_threads()})")
@@ -281,10 +284,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for name in (name_trainer, name_hand):
         if name in runs:
-            line = f"ratio {name.replace('gradwise, ', 'gradwise ')} / PyTorch: {common.median(secs[name]) / ref:.2f}"
+            # Rounds are interleaved, so the ratio within each round cancels slow drifts of the machine.
+            per_round = [a / b for a, b in zip(secs[name], secs[first_torch])]
+            extra = [f"per round {min(per_round):.2f}-{max(per_round):.2f}"] if len(per_round) > 1 else []
             if any_busy and all_quiet_some:
-                line += f" (quiet runs only: {common.median(quiet[name]) / common.median(quiet[first_torch]):.2f})"
-            print(line + "  (< 1: gradwise is faster)")
+                extra.append(f"quiet runs only {common.median(quiet[name]) / common.median(quiet[first_torch]):.2f}")
+            print(f"ratio {name.replace('gradwise, ', 'gradwise ')} / PyTorch: {common.median(secs[name]) / ref:.2f}"
+                  f"  (< 1: gradwise is faster{'; ' if extra else ''}{', '.join(extra)})")
     if name_trainer in runs:
         over = common.median(secs[name_trainer]) - common.median(secs[name_hand])
         print(f"Trainer overhead over the hand loop: {over:+.3f} s/epoch ({1e3 * over / n_batches:+.2f} ms/batch)")
@@ -316,7 +322,7 @@ def _torch_adam_impl(torch) -> str:
 
         params = [torch.zeros(2, requires_grad=True)]
         fused, foreach = _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)
-    except Exception:  # a private function: it may move
+    except (ImportError, AttributeError, TypeError):  # a private function: it may move or change
         return "unknown"
     return "fused" if fused else ("foreach" if foreach else "the for-loop (single-tensor) implementation")
 

@@ -13,9 +13,8 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 # Read by OpenBLAS (NumPy), libgomp/MKL (PyTorch) and other BLAS builds when they are loaded.
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -25,6 +24,8 @@ OPENBLAS_TUNING_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 # Set on re-exec: a loop guard, and the parent's OpenBLAS tuning variables (JSON) for the header.
 _REEXEC_MARK = "GRADWISE_BENCH_REEXEC"
 _PARENT_ENV = "GRADWISE_BENCH_PARENT_OPENBLAS_ENV"
+# CPU-tick capacity (ticks x CPUs) below which a run is too short to judge how busy the machine was.
+_MIN_TICKS = 40
 
 
 def pin_threads(threads: int, unset_openblas_env: bool = False) -> dict[str, str | None]:
@@ -140,7 +141,7 @@ def numpy_blas_line() -> str:
         return f"numpy {np.__version__}, BLAS {blas.get('name')} {blas.get('version')}" + (
             f" (build: {extra.strip()})" if extra else ""
         )
-    except Exception as err:  # older NumPy without mode="dicts"; the report must not fail for it
+    except (TypeError, KeyError, AttributeError) as err:  # older NumPy without mode="dicts"
         return f"numpy {np.__version__}, BLAS unknown ({type(err).__name__})"
 
 
@@ -160,30 +161,6 @@ def cpu_line() -> str:
     except AttributeError:
         usable = os.cpu_count() or 0
     return f"{model}, {usable} usable CPUs"
-
-
-@dataclass
-class PhaseTimer:
-    """Accumulates wall time per named phase: `with timer("forward"): ...`.
-
-    The cost of one phase is two `perf_counter` calls (well under a microsecond).
-    """
-
-    totals: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def __call__(self, phase: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.totals[phase] = self.totals.get(phase, 0.0) + time.perf_counter() - start
-
-    def add(self, phase: str, seconds: float) -> None:
-        self.totals[phase] = self.totals.get(phase, 0.0) + seconds
-
-    def total(self) -> float:
-        return sum(self.totals.values())
 
 
 def time_call(fn: Callable[[], object]) -> float:
@@ -211,7 +188,8 @@ def _cpu_ticks() -> tuple[int, int] | None:
 @dataclass
 class Run:
     """One timed call: wall seconds, and the share of the machine's CPUs that other processes
-    (or the hypervisor, as steal time) used meanwhile, 0..1 (None where /proc is missing).
+    (or the hypervisor, as steal time) used meanwhile, 0..1 (None where /proc is missing or the
+    run was too short to tell).
 
     A benchmark on a shared machine is only as good as its quietest runs; `others` says which
     runs were disturbed.
@@ -230,7 +208,9 @@ def time_run(fn: Callable[[], object]) -> Run:
     ticks_per_s = os.sysconf("SC_CLK_TCK")
     capacity = seconds * ticks_per_s * (os.cpu_count() or 1)
     foreign = (after[0] - before[0]) - (after[1] - before[1])
-    return Run(seconds, min(1.0, max(0.0, foreign / capacity)) if capacity > 0 else None)
+    if capacity < _MIN_TICKS:  # /proc counts in ticks (10 ms): too short a run to tell
+        return Run(seconds, None)
+    return Run(seconds, min(1.0, max(0.0, foreign / capacity)))
 
 
 def others_busy_share(window_s: float = 1.0) -> float | None:
