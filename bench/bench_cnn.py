@@ -299,14 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(args.threads)
 
-    print(f"date       : {time.strftime('%Y-%m-%d %H:%M %Z')}")
-    print(f"machine    : {common.cpu_line()}")
-    print(f"threads    : {args.threads} (OMP/OPENBLAS/MKL_NUM_THREADS={args.threads}, "
-          f"torch.get_num_threads()={torch.get_num_threads()})")
-    print(f"numpy      : {common.numpy_blas_line()}")
-    for line in common.blas_runtime():
-        print(f"BLAS runtime: {line}")
-    print(f"OpenBLAS env: {common.openblas_env_line(original_openblas_env)}")
+    common.print_machine_header(args.threads, torch, original_openblas_env)
     print(f"versions   : gradwise {gradwise.__version__}, torch {torch.__version__} "
           f"(mkldnn {'on' if torch.backends.mkldnn.is_available() else 'off'})")
     print()

@@ -93,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Before numpy, gradwise or torch is imported: may re-exec this script.
     original_openblas_env = common.pin_threads(args.threads, args.unset_openblas_env)
-    started = time.strftime("%Y-%m-%d %H:%M %Z")
 
     import numpy as np
 
@@ -177,13 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     def torch_epoch(model, loss_fn, opt, xs, ys) -> None:
-        for start in range(0, len(xs), bs):
-            xb, yb = xs[start : start + bs], ys[start : start + bs]
-            opt.zero_grad()
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            opt.step()
-            loss.item()  # as gradwise, whose loss returns a Python float every batch
+        common.torch_epoch(model, loss_fn, opt, xs, ys, bs)
 
     candidates: dict = {}
     warmups: dict = {}
@@ -244,14 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MLP {'-'.join(map(str, SIZES))} ReLU, float32, batch {bs}, Adam lr 1e-3, softmax CE, "
           f"{n:,} samples ({n_batches} batches, no shuffle), median of {args.repeats} epoch(s)"
           + ("  [--quick: smoke test, not a measurement]" if args.quick else ""))
-    print(f"date       : {started} (start)")
-    print(f"machine    : {common.cpu_line()}")
-    print(f"threads    : {args.threads} (OMP/OPENBLAS/MKL_NUM_THREADS={args.threads}, "
-          f"torch.get_num_threads()={torch.get_num_threads()})")
-    print(f"numpy      : {common.numpy_blas_line()}")
-    for line in common.blas_runtime():
-        print(f"BLAS runtime: {line}")
-    print(f"OpenBLAS env: {common.openblas_env_line(original_openblas_env)}")
+    common.print_machine_header(args.threads, torch, original_openblas_env)
     print(f"sgemm 1024^3: {gemm_gflops:.0f} GFLOP/s (numpy, {args.threads} threads, best call before/after the runs)")
     print(f"versions   : gradwise {gradwise.__version__}, torch {torch.__version__}")
     print(f"torch Adam : default resolves to {_torch_adam_impl(torch)} on CPU")

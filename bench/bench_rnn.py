@@ -183,13 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     def torch_epoch(model, loss_fn, opt, xs, ys) -> None:
-        for start in range(0, len(xs), bs):
-            xb, yb = xs[start : start + bs], ys[start : start + bs]
-            opt.zero_grad()
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            opt.step()
-            loss.item()  # as gradwise, whose loss returns a Python float every batch
+        common.torch_epoch(model, loss_fn, opt, xs, ys, bs)
 
     candidates: dict = {}
     warmups: dict = {}
@@ -238,14 +232,7 @@ def main(argv: list[str] | None = None) -> int:
           f"Linear(480, 10); float32, batch {bs}, Adam lr 1e-2, softmax CE, {n:,} samples "
           f"({n_batches} batches, no shuffle), median of {args.repeats} epoch(s)"
           + ("  [--quick: smoke test, not a measurement]" if args.quick else ""))
-    print(f"date       : {time.strftime('%Y-%m-%d %H:%M %Z')}")
-    print(f"machine    : {common.cpu_line()}")
-    print(f"threads    : {args.threads} (OMP/OPENBLAS/MKL_NUM_THREADS={args.threads}, "
-          f"torch.get_num_threads()={torch.get_num_threads()})")
-    print(f"numpy      : {common.numpy_blas_line()}")
-    for line in common.blas_runtime():
-        print(f"BLAS runtime: {line}")
-    print(f"OpenBLAS env: {common.openblas_env_line(original_openblas_env)}")
+    common.print_machine_header(args.threads, torch, original_openblas_env)
     print(f"versions   : gradwise {gradwise.__version__}, torch {torch.__version__}")
     agree = "same network" if abs(loss0_g - loss0_t) <= 1e-4 * abs(loss0_t) else "MISMATCH: not the same network"
     print(f"check      : first-batch loss gradwise {loss0_g:.6f}, torch {loss0_t:.6f} ({agree})")

@@ -13,6 +13,7 @@ import os
 import statistics
 import sys
 import time
+from typing import Any
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -279,3 +280,26 @@ def median_index(values: list[float]) -> int:
     """Index of the median run (the lower middle one for an even count)."""
     order = sorted(range(len(values)), key=values.__getitem__)
     return order[(len(values) - 1) // 2]
+
+
+def print_machine_header(threads: int, torch: Any, original_openblas_env: dict[str, str | None]) -> None:
+    """The lines every benchmark starts with: date, CPU, threads, BLAS, OpenBLAS settings."""
+    print(f"date       : {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    print(f"machine    : {cpu_line()}")
+    print(f"threads    : {threads} (OMP/OPENBLAS/MKL_NUM_THREADS={threads}, "
+          f"torch.get_num_threads()={torch.get_num_threads()})")
+    print(f"numpy      : {numpy_blas_line()}")
+    for line in blas_runtime():
+        print(f"BLAS runtime: {line}")
+    print(f"OpenBLAS env: {openblas_env_line(original_openblas_env)}")
+
+
+def torch_epoch(model: Any, loss_fn: Any, opt: Any, xs: Any, ys: Any, batch_size: int) -> None:
+    """One PyTorch training epoch over (xs, ys) in order: the standard loop."""
+    for start in range(0, len(xs), batch_size):
+        xb, yb = xs[start : start + batch_size], ys[start : start + batch_size]
+        opt.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        opt.step()
+        loss.item()  # as gradwise, whose loss returns a Python float every batch
