@@ -161,33 +161,79 @@ def test_modules_import_only_from_their_floor_or_below() -> None:
     assert not problems, "imports from a higher floor (" + floors + "):\n" + "\n".join(problems)
 
 
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """One cycle of `graph` as a path ``[a, b, ..., a]``, or None (depth-first search)."""
-    state: dict[str, int] = {}  # 1 on the current path, 2 done
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == 1:
-                return path[path.index(nxt) :] + [nxt]
-            if nxt not in state and (cycle := visit(nxt)):
-                return cycle
-        path.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state and (cycle := visit(node)):
-            return cycle
+def find_cycle(graph: dict[str, set[str]], start: str, within: set[str] | None = None) -> list[str] | None:
+    """The shortest cycle through `start` as a path ``[start, ..., start]``, or None (breadth-first)."""
+    nodes = set(graph) if within is None else within
+    parent: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        nxt_frontier = []
+        for node in frontier:
+            for nxt in sorted(graph.get(node, set()) & nodes):
+                if nxt == start:
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(parent[path[-1]])
+                    return [start, *reversed(path[:-1]), start] if node != start else [start, start]
+                if nxt not in parent:
+                    parent[nxt] = node
+                    nxt_frontier.append(nxt)
+        frontier = nxt_frontier
     return None
 
 
+def cycles_of(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The shortest cycle through each module that is on one, each cycle listed once."""
+    found: dict[frozenset[str], list[str]] = {}
+    for group in tangles(graph):
+        for node in sorted(group):
+            cycle = find_cycle(graph, node, group)
+            if cycle is not None:
+                found.setdefault(frozenset(cycle), cycle)
+    return list(found.values())
+
+
+def tangles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components with a cycle (Tarjan): every group of modules that import
+    each other, so each is reported once however many cycles run through it."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[set[str]] = []
+
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                connect(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = set()
+            while True:
+                member = stack.pop()
+                group.add(member)
+                if member == node:
+                    break
+            if len(group) > 1 or node in graph.get(node, ()):
+                found.append(group)
+
+    for node in sorted(graph):
+        if node not in index:
+            connect(node)
+    return found
+
+
 def test_find_cycle_names_the_cycle() -> None:
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
-    assert find_cycle({"a": {"a"}}) == ["a", "a"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}, "a") == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}, "a") is None
+    assert find_cycle({"a": {"a"}}, "a") == ["a", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": {"a"}}, "a") == ["a", "c", "a"]  # the shortest
+    graph = {"a": {"b"}, "b": {"a", "c"}, "c": {"d"}, "d": {"c"}, "e": {"a"}}
+    assert sorted(map(sorted, tangles(graph))) == [["a", "b"], ["c", "d"]]
+    assert cycles_of({"hub": {"a", "b"}, "a": {"hub"}, "b": {"hub"}}) == [["a", "hub", "a"], ["b", "hub", "b"]]
 
 
 def test_the_static_check_sees_function_level_imports_and_skips_type_checking(tmp_path: Path) -> None:
@@ -210,8 +256,8 @@ def test_no_import_cycles() -> None:
         for name, imports in IMPORTS.items()
         if name not in EXEMPT
     }
-    cycle = find_cycle(graph)
-    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+    cycles = [" -> ".join(cycle) for cycle in cycles_of(graph)]
+    assert not cycles, "import cycles (break each by moving what both sides need below them):\n" + "\n".join(cycles)
 
 
 # ----------------------------------------------------------------------------------------- runtime

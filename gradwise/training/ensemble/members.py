@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gradwise.core import Layer
-from gradwise.training.callbacks import Callback
+from gradwise.training.callback_base import Callback
 from gradwise.training.ensemble.model import Ensemble
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gradwise.core import Layer
-from gradwise.training.callbacks import infer_mode
+from gradwise.training.callback_base import infer_mode
 
 if TYPE_CHECKING:
     from gradwise.losses import Loss
