@@ -251,3 +251,8 @@ class Parallel(Layer):
         pieces = _split(grad_out, self._sizes, self.axis)
         self._sizes = None
         return tuple(branch.backward(g) for branch, g in zip(self.children(), pieces))
+
+    def input_dtype(self, floating: np.dtype) -> tuple[np.dtype, ...]:  # type: ignore[override]
+        """One dtype per branch, each what the branch reads (`floating` for a nested multi-input branch)."""
+        dtypes = (branch.input_dtype(floating) for branch in self.children())
+        return tuple(np.dtype(floating) if isinstance(d, tuple) else d for d in dtypes)

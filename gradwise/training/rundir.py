@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradwise.training.callbacks import resolve_mode
+from gradwise.training.callback_base import resolve_mode
 
 if TYPE_CHECKING:
     from gradwise.core import Layer
