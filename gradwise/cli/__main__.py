@@ -94,8 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 _report_rejected(e.rejected)
                 raise  # one more line listing what was tried; exit 2
             _report_rejected(resume_from.rejected)
-            aside = " (the damaged ones are renamed *.corrupt and kept)" if resume_from.rejected else ""
-            print(f"gradwise: resuming from {resume_from.checkpoint.path}{aside}")
+            print(f"gradwise: resuming from {resume_from.checkpoint.path}{_fallback_note(resume_from)}")
     epochs = args.epochs if args.resume and args.epochs is not None else int(train_cfg["epochs"])
     trainer.fit(train_loader, val_loader, epochs=epochs, resume_from=resume_from)
 
@@ -130,6 +129,16 @@ def _report_rejected(rejected: Any) -> None:
     """One line per damaged checkpoint `--resume` passed over: the file and what is wrong with it."""
     for r in rejected:
         print(f"gradwise: {r.reason}; trying the next older checkpoint", file=sys.stderr)
+
+
+def _fallback_note(chosen: Any) -> str:
+    """What the resume line adds after a fallback: that the damaged checkpoints are kept, and as what."""
+    from gradwise.training.checkpoint.store import aside_path
+
+    if not chosen.rejected:
+        return ""
+    kept = [f"{r.path.name} as {aside_path(r.path).name}" for r in chosen.rejected if r.path.is_dir()]
+    return ", the newest checkpoint that verifies" + (f"; keeping the damaged {', '.join(kept)}" if kept else "")
 
 
 def _make_trainer(cfg: Any, model: Any, loss: Any, steps_per_epoch: int, run: Any, progress: bool) -> Any:

@@ -165,11 +165,17 @@ def set_aside(path: Path) -> Path:
     The evidence stays on disk, and nothing (listing, ``latest``, pruning, the next write of the
     same step) takes it for a checkpoint again. Returns the new path.
     """
+    target = aside_path(path)
+    os.rename(path, target)
+    fsync_dir(path.parent)
+    return target
+
+
+def aside_path(path: Path) -> Path:
+    """The name `set_aside` gives `path`: ``step-....corrupt``, or ``.corrupt-2``, ... if that is taken."""
     for i in range(1, 1000):
         target = path.with_name(f"{path.name}{CORRUPT}{'' if i == 1 else f'-{i}'}")
         if not target.exists():
-            os.rename(path, target)
-            fsync_dir(path.parent)
             return target
     raise FileExistsError(f"{path}: too many {CORRUPT} copies of this checkpoint beside it; delete some")
 
