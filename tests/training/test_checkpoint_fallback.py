@@ -212,9 +212,11 @@ def test_an_unreadable_latest_falls_back_to_the_newest_checkpoint(finished: RunD
         warnings.simplefilter("always")
         trainer = _resumed(finished, finished.path)
     messages = [str(w.message) for w in caught if issubclass(w.category, ResumeWarning)]
-    assert re.fullmatch(r".*/latest is unreadable \(.*\); it should hold a name like step-00000042; trying .*", messages[0])
+    unreadable = r".*/latest is unreadable \(.*\); it should hold a name like step-00000042; trying .*"
+    assert re.fullmatch(unreadable, messages[0]), messages[0]
     assert messages[1].startswith(f"resuming from {finished.checkpoints_dir / NEWEST}")
-    assert trainer.global_step == 24 and checkpoint.latest_checkpoint(finished).name == NEWEST  # type: ignore[union-attr]
+    assert trainer.global_step == 24
+    assert checkpoint.latest_checkpoint(finished).name == NEWEST  # type: ignore[union-attr]
 
 
 # ------------------------------------------------------------------------------------ when it stops
