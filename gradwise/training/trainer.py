@@ -78,12 +78,10 @@ class Trainer:
         A run directory gets a resumable checkpoint (`gradwise.training.checkpoint`) after every
         epoch; this adds one every `checkpoint_every` optimizer steps (``docs/checkpoints.md``).
     keep_checkpoints : int
-        Resumable checkpoints kept in the run directory (>= 1): ``latest`` and the ones before it,
-        to fall back to if ``latest`` is damaged (``docs/checkpoints.md``).
+        Resumable checkpoints kept (>= 1): ``latest`` and older ones to fall back to if it is damaged.
     plot : callable, optional
-        ``plot(run_path)`` draws ``RUN/plots`` when `fit` ends (`gradwise.viz.plot_run`, which
-        ``gradwise train`` passes); without it a run directory gets no plots, and
-        ``gradwise plot RUN`` draws them later from the files.
+        ``plot(run_path)`` draws ``RUN/plots`` when `fit` ends (`gradwise.viz.plot_run`, as
+        ``gradwise train`` passes); without it, ``gradwise plot RUN`` draws them later.
     accumulate : int
         Sum the gradients of `accumulate` consecutive batches of an epoch, then update once: for
         a mean loss, the update of one batch of all their samples. ``global_step`` counts updates,
@@ -152,8 +150,6 @@ class Trainer:
             raise ValueError("Trainer: checkpoint_every needs a run_dir to write the checkpoints into")
         if not (_is_int(keep_checkpoints) and keep_checkpoints >= 1):
             raise ValueError(f"Trainer: {keep_checkpoints=} must be an integer >= 1")
-        if plot is not None and not callable(plot):
-            raise TypeError(f"Trainer: plot must be a function of the run directory, got {type(plot).__name__}")
         self.checkpoint_every = None if checkpoint_every is None else int(checkpoint_every)
         self.keep_checkpoints = int(keep_checkpoints)
         self.accumulate = int(accumulate)
@@ -197,11 +193,10 @@ class Trainer:
         resume_from : path-like, optional
             A run directory (or checkpoint) to continue: this call repeats the interrupted one.
             With everything built as then and the same `epochs`, it ends with the same weights,
-            bit for bit, as a run never interrupted (``docs/checkpoints.md``). If the checkpoint
-            ``latest`` names is damaged, the newest older one that verifies is used, with a
-            `ResumeWarning` per checkpoint passed over (renamed ``*.corrupt``, never deleted).
+            bit for bit, as a run never interrupted (``docs/checkpoints.md``). If ``latest`` is
+            damaged, the newest older checkpoint that verifies is used (with `ResumeWarning`s).
         strict_resume : bool
-            Stop with the damaged checkpoint's error instead of falling back to an older one.
+            Stop at a damaged ``latest`` instead of falling back to an older checkpoint.
 
         Returns
         -------
@@ -226,9 +221,9 @@ class Trainer:
         recorder = self._recorder
         if recorder is not None:
             recorder.begin(self._columns())
-        point = None
-        if resume_from is not None:
-            point = checkpoint.resume(self, train_loader, resume_from, int(epochs), strict=bool(strict_resume))
+        point = None if resume_from is None else checkpoint.resume(
+            self, train_loader, resume_from, int(epochs), strict=bool(strict_resume)
+        )
         self._fit_start_epoch = self.epoch if point is None else point.fit_start_epoch
         stopped = point is not None and point.stopped  # the call being repeated had stopped early
         total = self.epoch if stopped else self._fit_start_epoch + int(epochs)
