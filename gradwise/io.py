@@ -7,7 +7,7 @@ A file written by `save` holds ``model.state_dict()`` unchanged: PyTorch's dotte
 little-endian arrays (https://github.com/huggingface/safetensors): reading it never executes code,
 unlike a pickle (``torch.save``, ``np.load(allow_pickle=True)``). See ``docs/io.md``.
 
-Files are written atomically (`gradwise.training.rundir.atomic_write_bytes`): a crash mid-write
+Files are written atomically (`gradwise.fileio.atomic_write_bytes`): a crash mid-write
 leaves the previous file, never a torn one. `load` checks a file before anything is copied into
 the model, and every failure is a ``ValueError`` that starts with the file's path.
 """
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from gradwise.core import Layer
-from gradwise.training.rundir import atomic_write_bytes
+from gradwise.fileio import atomic_write_bytes
 
 __all__ = ["architecture", "load", "read_metadata", "save"]
 

@@ -42,7 +42,7 @@ def train_run(run: Path, epochs: int = 4, callbacks: list | None = None) -> gw.T
     sched = gw.optim.schedules.Cosine(0.1, total_steps=epochs * 5)
     trainer = gw.Trainer(
         m, SoftmaxCrossEntropy(), gw.optim.SGD(m.parameters(), lr=sched, momentum=0.9), metrics=[accuracy],
-        progress=False, run_dir=run, callbacks=callbacks or [],
+        progress=False, run_dir=run, callbacks=callbacks or [], plot=plot_run,
     )
     trainer.fit(DataLoader(x, y, batch_size=30, shuffle=True, rng=np.random.default_rng(1)),
                 DataLoader(x, y, batch_size=150), epochs=epochs)

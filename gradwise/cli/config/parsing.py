@@ -63,6 +63,7 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "clip_grad_norm": 0.0,  # 0: off
         "clip_grad_value": 0.0,  # 0: off
         "checkpoint_every": 0,  # optimizer steps between checkpoints; 0: at the end of each epoch only
+        "keep_checkpoints": 2,  # resumable checkpoints kept: latest and the older ones to fall back to
         "accumulate": 1,  # batches whose gradients are summed into one optimizer step
         "histogram_epochs": [],  # epochs (1-based) at which to save weight/gradient histograms
         "seeds": 1,  # > 1: also train seed+1.., report the ensemble's gain on the test set
