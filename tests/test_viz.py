@@ -1,8 +1,10 @@
-"""Tests for gradwise/viz.py."""
+"""Tests for gradwise/viz/history.py (plot_history) and gradwise/viz/_common.py (ema)."""
 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import pytest
 
 from gradwise.training.trainer import History
 from gradwise.viz import ema, plot_history
+
+_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _history(n_epochs: int = 5, per_epoch: int = 20) -> History:
@@ -84,3 +88,19 @@ def test_ema_is_bias_corrected_and_skips_non_finite_values() -> None:
     assert math.isnan(ema([math.nan, 1.0], 0.5)[0])
     with pytest.raises(ValueError, match="beta"):
         ema([1.0], 1.0)
+
+
+def test_importing_viz_leaves_matplotlib_unloaded_and_keeps_every_name() -> None:
+    # A fresh interpreter: this one has long imported matplotlib through the other tests.
+    code = (
+        "import sys, gradwise.viz as v\n"
+        "names = ['BATCH_LOSS_FILE', 'HISTOGRAM_DIR', 'animate_trajectories', 'ema', 'plot_histogram_data',\n"
+        "         'plot_histograms', 'plot_history', 'plot_lr_finder', 'plot_lr_schedule', 'plot_run',\n"
+        "         'plot_trajectories']\n"
+        "assert sorted(v.__all__) == names, v.__all__\n"
+        "assert all(callable(getattr(v, n)) for n in names if not n.isupper())\n"
+        "print('matplotlib' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "False"

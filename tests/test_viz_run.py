@@ -1,5 +1,5 @@
-"""Tests for the run-directory plots of gradwise/viz.py (plot_run, plot_histograms,
-plot_lr_schedule) and for gradwise/training/histograms.py (HistogramSnapshots)."""
+"""Tests for the run-directory plots of gradwise/viz/ (run.py, histograms.py, schedule.py: plot_run,
+plot_histograms, plot_lr_schedule) and for gradwise/training/histograms.py (HistogramSnapshots)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of the optimizer-trajectory and LR-finder plots in gradwise/viz.py."""
+"""Tests of the optimizer-trajectory plots in gradwise/viz/trajectories.py."""
 
 from __future__ import annotations
 
