@@ -20,15 +20,17 @@ __all__ = ["plot_lr_finder"]
 def plot_lr_finder(result: LRFinderResult, out_path: str | os.PathLike[str], *, dpi: int = 120) -> Path:
     """Write the learning-rate range test as a PNG: loss against lr on a log axis.
 
-    The raw mini-batch losses are drawn faint, the smoothed loss solid, and both suggestions are
-    marked on the smoothed curve (the default one with a filled marker and "suggested" in the
-    legend). The y axis is cut a little above the starting loss so that the final blow-up does
-    not flatten the interesting part.
+    The raw mini-batch losses are drawn faint, the smoothed loss solid (the curve the
+    suggestions and divergence rules read), and both suggestions are marked on the smoothed
+    curve (the default one with a filled marker and "suggested" in the legend). Where the ramp
+    diverged is marked with a black cross and a dotted line, named by its rule, and the starting
+    level is a thin grey line. The y axis is cut a little above the starting loss so that the
+    final blow-up does not flatten the interesting part.
 
     Parameters
     ----------
     result : LRFinderResult
-        From `gradwise.optim.lr_finder.lr_find`.
+        From `gradwise.optim.lr_finder.lr_find` (`gradwise.optim.lr_curve.LRFinderResult`).
     out_path : path-like
         The PNG to write (atomically); its directory is created if missing.
     dpi : int
@@ -61,6 +63,17 @@ def plot_lr_finder(result: LRFinderResult, out_path: str | os.PathLike[str], *, 
             markerfacecolor=color if chosen else "white", markeredgewidth=2,
             label=f"{label}: {lr:.2e}" + (" (suggested)" if chosen else ""),
         )
+    if math.isfinite(result.start_loss):
+        ax.axhline(result.start_loss, color="0.5", linewidth=0.8, alpha=0.7)
+    if result.divergence is not None and math.isfinite(result.divergence_lr) and lrs.size:
+        at = result.divergence_lr
+        ax.axvline(at, color="black", linestyle=":", linewidth=1.2)
+        step = result.divergence_step
+        label = f"diverged ({result.divergence}) at {at:.2e}"
+        if step is not None and step < smooth.size:  # recorded (a non-finite loss is not)
+            ax.plot([at], [smooth[step]], marker="X", markersize=10, color="black", linestyle="none", label=label)
+        else:
+            ax.plot([], [], color="black", linestyle=":", label=label)
     ax.set_xscale("log")
     finite = np.concatenate([raw[np.isfinite(raw)], smooth[np.isfinite(smooth)]])
     if finite.size:
@@ -71,7 +84,8 @@ def plot_lr_finder(result: LRFinderResult, out_path: str | os.PathLike[str], *, 
         ax.set_ylim(low - 0.05 * (top - low), top)
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("loss")
-    ax.set_title(f"Learning-rate range test ({len(lrs)} steps, {result.stop_reason})")
+    ended = result.stop_reason if result.divergence is None else f"diverged: {result.divergence}"
+    ax.set_title(f"Learning-rate range test ({len(lrs)} steps, {ended})")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower left")
     return save_png(fig, prepare_path(out_path), dpi)
