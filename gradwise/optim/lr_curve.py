@@ -171,8 +171,19 @@ class LRFinderResult:
 
 
 def falling_at_end(lrs: np.ndarray, smoothed: np.ndarray) -> bool:
-    """A negative least-squares slope of `smoothed` against log10 `lrs` over the last tenth of the
-    points (at least 3, or all there are): the curve had not bottomed out yet."""
+    """Whether a curve was still going down at its end: `LRFinderResult.still_falling`.
+
+    Parameters
+    ----------
+    lrs : (T,) float, increasing and positive
+    smoothed : (T,) float
+
+    Returns
+    -------
+    bool
+        True when the least-squares slope of `smoothed` against log10 `lrs` over the last tenth
+        of the points (at least 3, or all there are) is negative; False for fewer than 2 points.
+    """
     n = len(lrs)
     if n < 2:
         return False
