@@ -152,7 +152,10 @@ def _make_trainer(cfg: Any, model: Any, loss: Any, steps_per_epoch: int, run: An
     train_cfg = cfg.section("train")
     lr, callbacks = cfgmod.build_schedule(cfg, steps_per_epoch=steps_per_epoch)
     if train_cfg["histogram_epochs"]:
-        callbacks.append(HistogramSnapshots(epochs=tuple(int(e) for e in train_cfg["histogram_epochs"])))
+        from gradwise.viz import plot_histogram_data  # drawn as the run goes, not only at its end
+
+        epochs = tuple(int(e) for e in train_cfg["histogram_epochs"])
+        callbacks.append(HistogramSnapshots(epochs=epochs, draw=plot_histogram_data))
     return gw.Trainer(
         model,
         loss,
