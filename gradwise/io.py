@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from gradwise._version import __version__
 from gradwise.core import Layer
 from gradwise.fileio import atomic_write_bytes
 
@@ -113,10 +114,8 @@ def save(
         if tensors[name].dtype.kind not in "biuf":
             raise TypeError(f"save: {name!r} has dtype {tensors[name].dtype}, which a weights file cannot hold")
     meta = _user_metadata(metadata)
-    import gradwise
-
     meta[FORMAT_KEY] = "pt"
-    meta[VERSION_KEY] = gradwise.__version__
+    meta[VERSION_KEY] = __version__
     meta[ARCHITECTURE_KEY] = json.dumps([list(entry) for entry in architecture(tensors)], separators=(",", ":"))
     meta[CHECKSUM_KEY] = _checksum(tensors)
     if not path.parent.is_dir():
