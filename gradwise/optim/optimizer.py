@@ -14,12 +14,20 @@ parameter's first step.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from gradwise.core import Parameter
+from gradwise.optim._blocks import (  # noqa: F401 -- re-exported: the optimizers import them here
+    BLOCK_BYTES,
+    BLOCKING_MIN_BYTES,
+    blocks,
+    flush_denormals,
+    objective_grad,
+)
+from gradwise.optim._flat import FlatGroup
 
 #: A learning rate: a constant, or a schedule `f(step) -> float` where `step` is the number of
 #: optimizer steps already taken (0 on the first step).
@@ -41,6 +49,22 @@ class Optimizer:
     defaults : mapping
         Every hyperparameter of the optimizer and its value for groups that do not override it.
         ``defaults["lr"]`` may be a float or a schedule ``f(step) -> float``.
+    flat : bool, default False
+        Copy each param group's parameters into one contiguous buffer (and their gradients into
+        another), rebinding every ``Parameter.data`` and ``Parameter.grad`` to a view into it, so
+        that one update (one kernel call) covers the whole group; the state (moments, momentum
+        buffers) is flat too, while `state` and `state_dict()` stay keyed per parameter. A
+        group's parameters must share one dtype. See docs/fused.md.
+    flush_denormals : bool, default True
+        After each update, set subnormal values (``0 < |x| < np.finfo(dtype).tiny``) of the
+        parameters and of the array state to zero: arithmetic on them is many times slower on
+        x86, and weights or moments decaying toward zero (dead units under an L2 penalty or
+        weight decay) end up there. PyTorch offers the process-wide switch
+        ``torch.set_flush_denormal(True)`` for the same reason; this is per optimizer. The
+        threshold is the dtype's own ``tiny`` (1.2e-38 in float32, 2.2e-308 in float64).
+    fused : bool, default False
+        Update with the compiled kernel of the subclass (see `SGD` and `Adam`, which resolve
+        their ``fused=None`` default); the base only stores the resolved choice.
 
     Attributes
     ----------
@@ -75,8 +99,19 @@ class Optimizer:
         self,
         params: Iterable[Parameter] | Iterable[Mapping[str, Any]],
         defaults: Mapping[str, Any],
+        *,
+        flat: bool = False,
+        flush_denormals: bool = True,
+        fused: bool = False,
     ) -> None:
         self.defaults: dict[str, Any] = dict(defaults)
+        #: Whether updates run in the compiled kernel (`_fused_update`) instead of `_update`.
+        self.fused: bool = bool(fused)
+        #: Whether subnormal parameters and state are set to zero after each update.
+        self.flush_denormals: bool = bool(flush_denormals)
+        #: Whether param groups live in flat buffers; `_flat[i]` is group i's `FlatGroup`.
+        self.flat: bool = bool(flat)
+        self._flat: list[FlatGroup] = []
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Parameter, dict[str, Any]] = {}
         self.step_count: int = 0
@@ -101,6 +136,9 @@ class Optimizer:
             self.add_param_group(group)
         if not any(group["params"] for group in self.param_groups):
             raise ValueError("params is empty: the optimizer has no parameter to update")
+        if self.flat:
+            self._flat = [FlatGroup(group["params"], index=i)
+                          for i, group in enumerate(self.param_groups)]
 
     # ------------------------------------------------------------------ groups
     def add_param_group(self, group: Mapping[str, Any]) -> None:
@@ -196,20 +234,57 @@ class Optimizer:
         """Set every parameter's gradient to zero, in place (frozen ones included)."""
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad.fill(0)
+                p.zero_grad()
 
     def step(self) -> None:
-        """Update every trainable parameter once from its current ``grad``, in place."""
-        for group in self.param_groups:
+        """Update every trainable parameter once from its current ``grad``, in place.
+
+        A flat group (``flat=True``) is updated in one call over its buffers when every
+        parameter is trainable, still a view into them, and at the same point of its state
+        (see `FlatGroup.ready`); otherwise parameter by parameter, with the same result.
+        """
+        for i, group in enumerate(self.param_groups):
             lr = self.current_lr(group)
+            flat = self._flat[i] if self._flat else None
+            if flat is not None and flat.ready(self.state, lambda p: self._init_state(p, group)):
+                self._apply(flat.view, flat.state, group, lr)
+                flat.sync(self.state)
+                continue
             for p in group["params"]:
                 if not p.requires_grad:
                     continue
                 state = self.state.get(p)
                 if state is None:
                     state = self.state[p] = self._init_state(p, group)
-                self._update(p, state, group, lr)
+                self._apply(p, state, group, lr)
         self.step_count += 1
+
+    def _apply(
+        self, p: Parameter, state: dict[str, Any], group: Mapping[str, Any], lr: float
+    ) -> None:
+        """One update of `p`: the compiled kernel (which flushes as it writes), or the NumPy
+        reference `_update` followed by `_flush`."""
+        if self.fused and self._fused_update(p, state, group, lr):
+            return
+        self._update(p, state, group, lr)
+        if self.flush_denormals:
+            self._flush(p, state)
+
+    def _fused_update(
+        self, p: Parameter, state: dict[str, Any], group: Mapping[str, Any], lr: float
+    ) -> bool:
+        """The compiled update of a subclass; returns False when it cannot handle these arrays
+        (the NumPy path then runs). The base has none."""
+        return False
+
+    def _flush(self, p: Parameter, state: Mapping[str, Any]) -> None:
+        """Set the subnormal entries of ``p.data`` and of `state`'s floating arrays to zero."""
+        arrays = [p.data] + [
+            v for k, v in state.items()
+            if isinstance(v, np.ndarray) and not k.startswith("_")
+            and np.issubdtype(v.dtype, np.floating) and v.size == p.data.size
+        ]
+        flush_denormals(arrays, self._scratch(p, 8), self._scratch(p, 9, dtype=np.dtype(bool)))
 
     def _init_state(self, p: Parameter, group: Mapping[str, Any]) -> dict[str, Any]:
         """Allocate the per-parameter state on its first step (default: none)."""
@@ -220,20 +295,20 @@ class Optimizer:
     ) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not define _update")
 
-    def _scratch(self, p: Parameter, slot: int = 0) -> np.ndarray:
-        """A scratch array shaped and typed like `p`; its content is garbage.
+    def _scratch(self, p: Parameter, slot: int = 0, dtype: np.dtype | None = None) -> np.ndarray:
+        """A scratch array shaped and typed like `p` (or of `dtype`); its content is garbage.
 
         Distinct `slot` numbers give non-overlapping arrays. The memory is shared between
         parameters of the same dtype and allocated once, at the size of the largest of them.
         """
-        key = (p.data.dtype, slot)
+        key = (p.data.dtype if dtype is None else dtype, slot)
         buf = self._workspace.get(key)
         if buf is None or buf.size < p.data.size:
             size = max(
                 [q.data.size for g in self.param_groups for q in g["params"]
                  if q.data.dtype == p.data.dtype] + [p.data.size]
             )
-            buf = self._workspace[key] = np.empty(size, dtype=p.data.dtype)
+            buf = self._workspace[key] = np.empty(size, dtype=key[0])
         return buf[: p.data.size].reshape(p.data.shape)
 
     def _grad_with_decay(self, p: Parameter, weight_decay: float, maximize: bool) -> np.ndarray:
@@ -406,52 +481,3 @@ class Optimizer:
             f"{type(self).__name__}({hyper}; {len(self.param_groups)} group(s), "
             f"{n_params} parameter(s))"
         )
-
-
-# A parameter larger than BLOCKING_MIN_BYTES is updated in blocks of BLOCK_BYTES: every
-# operation of the update runs on one block before the next block is read, so the block and its
-# temporaries stay in cache (L2) and each array crosses the memory bus once per step instead of
-# once per operation (PERF-NOTES.md: "count passes over memory"). A smaller parameter's arrays
-# fit in the last-level cache together, where blocking measured no gain, only the per-block
-# Python overhead. The operations are element-wise, so the result is the same, bit for bit.
-BLOCK_BYTES = 1 << 18
-BLOCKING_MIN_BYTES = 1 << 22
-
-
-def blocks(
-    arrays: Sequence[np.ndarray], scratch: Sequence[np.ndarray] = ()
-) -> Iterator[tuple[np.ndarray, ...]]:
-    """Matching blocks of the same-shaped `arrays`, followed by equally long views of `scratch`.
-
-    Each block is a tuple ``(*array_blocks, *scratch_blocks)``. The scratch views always start
-    at the beginning of each scratch array, so every block reuses the same (cached) memory.
-    Arrays of at most `BLOCKING_MIN_BYTES`, or that are not all C-contiguous (flattening would
-    copy), come back whole, as a single block.
-    """
-    size = arrays[0].size
-    block = max(1, BLOCK_BYTES // arrays[0].itemsize)
-    if (arrays[0].nbytes <= max(BLOCKING_MIN_BYTES, BLOCK_BYTES)
-            or not all(a.flags.c_contiguous for a in (*arrays, *scratch))):
-        yield (*arrays, *scratch)
-        return
-    flat = [a.reshape(-1) for a in arrays]
-    flat_scratch = [s.reshape(-1) for s in scratch]
-    for lo in range(0, size, block):
-        hi = min(lo + block, size)
-        yield (*(a[lo:hi] for a in flat), *(s[: hi - lo] for s in flat_scratch))
-
-
-def objective_grad(
-    grad: np.ndarray, theta: np.ndarray, weight_decay: float, maximize: bool, out: np.ndarray
-) -> np.ndarray:
-    """``(-grad if maximize else grad) + weight_decay * theta`` (torch's order), written to `out`;
-    `grad` itself, unchanged, when there is nothing to add. The block-wise form of
-    `Optimizer._grad_with_decay`."""
-    if weight_decay == 0 and not maximize:
-        return grad
-    if weight_decay == 0:
-        np.negative(grad, out=out)
-    else:
-        np.multiply(theta, weight_decay, out=out)
-        (np.subtract if maximize else np.add)(out, grad, out=out)
-    return out
