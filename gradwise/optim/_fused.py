@@ -41,73 +41,78 @@ def resolve(fused: bool | None, owner: str, overridden: bool = False) -> bool:
     return bool(fused)
 
 
+def _flushed(x: Any, tiny: Any, zero: Any, flush: bool) -> Any:
+    # A select, not a branch around a store, so that the loops stay vectorized.
+    return zero if (flush and abs(x) < tiny) else x
+
+
+def _objective(th: Any, gr: Any, wd: Any, use_wd: bool, maximize: bool) -> Any:
+    # g_t = ±grad + lambda * theta   (torch's order, as `objective_grad`)
+    if use_wd:
+        g = th * wd
+        return g - gr if maximize else g + gr
+    return -gr if maximize else gr
+
+
+# The loops that write a buffer only under a flag are separate loops, chosen outside: a store
+# under a condition, or a buffer passed twice (aliasing), keeps LLVM from vectorizing.
 def _sgd(theta: Any, grad: Any, buf: Any, wd: Any, mu: Any, one_minus_tau: Any, lr: Any,
          tiny: Any, zero: Any, use_wd: bool, maximize: bool, momentum: bool, first: bool,
          dampen: bool, nesterov: bool, flush: bool) -> None:
-    for i in prange(theta.size):  # noqa: F821 -- numba's prange, bound in `kernels`
+    n = theta.size
+    if not momentum:
+        for i in prange(n):  # noqa: F821 -- numba's prange, bound in `kernels`
+            th = theta[i]
+            g = _objective(th, grad[i], wd, use_wd, maximize)
+            # theta_t = theta_{t-1} - lr * g_t
+            theta[i] = _flushed(th - g * lr, tiny, zero, flush)
+        return
+    for i in prange(n):  # noqa: F821
         th = theta[i]
-        # g_t = ±grad + lambda * theta
-        if use_wd:
-            g = th * wd
-            g = g - grad[i] if maximize else g + grad[i]
-        elif maximize:
-            g = -grad[i]
+        g = _objective(th, grad[i], wd, use_wd, maximize)
+        if first:
+            b = g  # b_1 = g_1
+        elif dampen:
+            b = buf[i] * mu + g * one_minus_tau  # b_t = mu b_{t-1} + (1 - tau) g_t
         else:
-            g = grad[i]
-        d = g
-        if momentum:
-            if first:
-                b = g  # b_1 = g_1
-            elif dampen:
-                b = buf[i] * mu + g * one_minus_tau
-            else:
-                b = buf[i] * mu + g
-            d = b * mu + g if nesterov else b
-            if flush and abs(b) < tiny:
-                b = zero
-            buf[i] = b
+            b = buf[i] * mu + g
+        d = b * mu + g if nesterov else b  # d_t
+        buf[i] = _flushed(b, tiny, zero, flush)
         # theta_t = theta_{t-1} - lr * d_t
-        th = th - d * lr
-        if flush and abs(th) < tiny:
-            th = zero
-        theta[i] = th
+        theta[i] = _flushed(th - d * lr, tiny, zero, flush)
 
 
 def _adam(theta: Any, grad: Any, m: Any, v: Any, vmax: Any, decay: Any, wd: Any, beta1: Any,
           one_minus_beta1: Any, beta2: Any, one_minus_beta2: Any, c1: Any, c2: Any, tiny: Any,
           zero: Any, decoupled: bool, use_wd: bool, maximize: bool, amsgrad: bool, move: bool,
           flush: bool) -> None:
-    for i in prange(theta.size):  # noqa: F821 -- numba's prange, bound in `kernels`
-        th = theta[i]
-        if decoupled:
-            th = th * decay  # theta <- (1 - lr * lambda) theta
-        if use_wd:
-            g = th * wd
-            g = g - grad[i] if maximize else g + grad[i]
-        elif maximize:
-            g = -grad[i]
-        else:
-            g = grad[i]
-        mt = m[i] * beta1 + g * one_minus_beta1          # m_t
-        vt = v[i] * beta2 + (g * g) * one_minus_beta2    # v_t
-        vh = vt
-        if amsgrad:
-            old = vmax[i]
-            vh = old if (old >= vt or old != old) else vt  # np.maximum, NaN-propagating
-            vmax[i] = zero if (flush and abs(vh) < tiny) else vh
-        if move:
+    n = theta.size
+    if not amsgrad:
+        for i in prange(n):  # noqa: F821 -- numba's prange, bound in `kernels`
+            th = theta[i] * decay if decoupled else theta[i]  # (1 - lr lambda) theta
+            g = _objective(th, grad[i], wd, use_wd, maximize)
+            mt = m[i] * beta1 + g * one_minus_beta1          # m_t
+            vt = v[i] * beta2 + (g * g) * one_minus_beta2    # v_t
             # theta_t = theta_{t-1} - m_t / (sqrt(v_t) / (s_t sqrt(1 - beta2^t)) + eps / s_t)
-            th = th - mt / (np.sqrt(vh) * c1 + c2)  # noqa: F821 -- numpy, bound in `kernels`
-        if flush:
-            if abs(mt) < tiny:
-                mt = zero
-            if abs(vt) < tiny:
-                vt = zero
-            if abs(th) < tiny:
-                th = zero
-        m[i] = mt
-        v[i] = vt
-        theta[i] = th
+            if move:
+                th = th - mt / (np.sqrt(vt) * c1 + c2)  # noqa: F821 -- numpy, bound in `kernels`
+            m[i] = _flushed(mt, tiny, zero, flush)
+            v[i] = _flushed(vt, tiny, zero, flush)
+            theta[i] = _flushed(th, tiny, zero, flush)
+        return
+    for i in prange(n):  # noqa: F821
+        th = theta[i] * decay if decoupled else theta[i]
+        g = _objective(th, grad[i], wd, use_wd, maximize)
+        mt = m[i] * beta1 + g * one_minus_beta1
+        vt = v[i] * beta2 + (g * g) * one_minus_beta2
+        old = vmax[i]
+        vh = old if (old >= vt or old != old) else vt  # max(v_hat_{t-1}, v_t), NaN-propagating
+        if move:
+            th = th - mt / (np.sqrt(vh) * c1 + c2)  # noqa: F821
+        m[i] = _flushed(mt, tiny, zero, flush)
+        v[i] = _flushed(vt, tiny, zero, flush)
+        vmax[i] = _flushed(vh, tiny, zero, flush)
+        theta[i] = _flushed(th, tiny, zero, flush)
 
 
 @lru_cache(maxsize=1)
@@ -120,11 +125,14 @@ def kernels() -> SimpleNamespace:
         raise ModuleNotFoundError(f"the fused optimizer path needs numba: {_EXTRA_HINT}") from err
     import numpy as np
 
+    opts = {"cache": True, "fastmath": False, "nogil": True, "error_model": "numpy"}
+    g = globals()
+    g["prange"], g["np"] = numba.prange, np
+    for helper in ("_flushed", "_objective"):
+        if not isinstance(g[helper], numba.core.dispatcher.Dispatcher):
+            g[helper] = numba.njit(inline="always", **opts)(g[helper])
     out = {}
     for name, fn in (("sgd", _sgd), ("adam", _adam)):
-        fn.__globals__["prange"] = numba.prange
-        fn.__globals__["np"] = np
-        opts = {"cache": True, "fastmath": False, "nogil": True, "error_model": "numpy"}
         out[name] = numba.njit(**opts)(fn)
         out[name + "_parallel"] = numba.njit(parallel=True, **opts)(fn)
     return SimpleNamespace(**out)

@@ -23,6 +23,7 @@ from gradwise.core import Parameter
 from gradwise.optim._blocks import (  # noqa: F401 -- re-exported: the optimizers import them here
     BLOCK_BYTES,
     BLOCKING_MIN_BYTES,
+    FLUSH_BLOCK,
     blocks,
     flush_denormals,
     objective_grad,
@@ -284,7 +285,17 @@ class Optimizer:
             if isinstance(v, np.ndarray) and not k.startswith("_")
             and np.issubdtype(v.dtype, np.floating) and v.size == p.data.size
         ]
-        flush_denormals(arrays, self._scratch(p, 8), self._scratch(p, 9, dtype=np.dtype(bool)))
+        n = min(FLUSH_BLOCK, p.data.size)
+        flush_denormals(arrays, self._flush_buffer(p.data.dtype, n),
+                        self._flush_buffer(np.dtype(bool), n))
+
+    def _flush_buffer(self, dtype: np.dtype, size: int) -> np.ndarray:
+        """A 1-d scratch array of `dtype` with at least `size` entries, for `_flush`."""
+        key = (dtype, -1)
+        buf = self._workspace.get(key)
+        if buf is None or buf.size < size:
+            buf = self._workspace[key] = np.empty(size, dtype=dtype)
+        return buf
 
     def _init_state(self, p: Parameter, group: Mapping[str, Any]) -> dict[str, Any]:
         """Allocate the per-parameter state on its first step (default: none)."""

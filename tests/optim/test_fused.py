@@ -329,3 +329,18 @@ def test_import_gradwise_does_not_import_numba() -> None:
 
 def test_public_names() -> None:
     assert "flat" in optim.Optimizer.__init__.__kwdefaults__
+
+
+def test_reference_flush_covers_every_block_and_fortran_arrays() -> None:
+    from gradwise.optim._blocks import FLUSH_BLOCK
+
+    n = 3 * FLUSH_BLOCK + 5
+    p = Parameter(np.ones(n, np.float32))
+    p.data[[0, FLUSH_BLOCK - 1, FLUSH_BLOCK, 2 * FLUSH_BLOCK + 7, n - 1]] = SUBNORMAL32
+    p.data[1] = np.nan
+    q = Parameter(np.ones((40, 30), np.float32))
+    q.data, q.grad = np.asfortranarray(q.data), np.asfortranarray(q.grad)
+    q.data[::7, ::3] = -SUBNORMAL32
+    SGD([p, q], lr=0.0, fused=False).step()
+    assert np.count_nonzero(p.data == 0) == 5 and np.isnan(p.data[1])
+    assert np.count_nonzero(q.data == 0) == q.data[::7, ::3].size and q.data.flags.f_contiguous
