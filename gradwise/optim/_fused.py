@@ -18,9 +18,9 @@ from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
-#: Parameters with at least this many entries are updated on all cores (numba ``prange``);
+#: Parameters with at least this many entries (4M) are updated on all cores (numba ``prange``);
 #: below it the thread start-up costs more than it saves (measured: docs/fused.md).
-PARALLEL_MIN_SIZE = 1 << 20
+PARALLEL_MIN_SIZE = 1 << 22
 
 _EXTRA_HINT = "install the optional dependency with `pip install gradwise[fast]` (numba)"
 
