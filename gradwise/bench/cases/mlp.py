@@ -140,9 +140,9 @@ def sklearn_mlp(ctx: Context) -> CaseResult:
     warm = DataLoader(x[: 3 * bs], y[: 3 * bs], batch_size=bs, shuffle=False)
     candidates: dict[str, Any] = {TRAINER: lambda: trainer.fit(loader, epochs=1)}
     warmups: dict[str, Any] = {TRAINER: lambda: trainer.fit(warm, epochs=1)}
-    neural, why = optional("sklearn.neural_network")
+    neural, _ = optional("sklearn.neural_network")
     if neural is None:
-        result.peer_missing = why.replace("sklearn", "scikit-learn", 1)
+        result.peer_missing = "scikit-learn is not installed; pip install 'gradwise[bench]'"
     else:
         clf = neural.MLPClassifier(hidden_layer_sizes=SIZES[1:-1], activation="relu", solver="adam", alpha=0.0,
                                    batch_size=bs, learning_rate_init=1e-3, shuffle=False, random_state=ctx.seed)

@@ -1,7 +1,7 @@
 """Optimizer cases: one `step()` on about 10M float32 parameters (SGD, SGD with momentum, Adam).
 
 The parameters are shaped like the layers of a 3072-2048-2048-10 MLP (weights and biases,
-10,516,490 in all; 100k with --quick), with fixed random gradients: no forward or backward runs,
+10,510,346 in all; 100k with --quick), with fixed random gradients: no forward or backward runs,
 only the update. Rows: gradwise as constructed by default; gradwise with each boolean
 implementation option its constructor offers (`fused=True`, a flat-buffer option), found with
 `inspect.signature`; PyTorch default, `foreach=True` and `fused=True`. The case's ratio is the
