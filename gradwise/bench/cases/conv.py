@@ -100,6 +100,15 @@ def lenet_epoch(ctx: Context) -> CaseResult:
     )
 
 
+def subnormal_share(arrays: list[np.ndarray]) -> float:
+    """Share of the entries of float32 `arrays` that are subnormal (nonzero, below float32's
+    smallest normal number): arithmetic on them takes a slow path on x86 CPUs."""
+    tiny = np.finfo(np.float32).tiny
+    total = sum(a.size for a in arrays)
+    sub = sum(int(np.count_nonzero((np.abs(a) < tiny) & (a != 0))) for a in arrays)
+    return sub / total if total else 0.0
+
+
 def default_epochs(ctx: Context) -> CaseResult:
     """Issue 14: the default config trained for 150 epochs; epoch times at the start and the end.
 
@@ -161,16 +170,22 @@ def default_epochs(ctx: Context) -> CaseResult:
             theirs.append(time.perf_counter() - t0)
 
     first, last = f"epochs 1-{window}", f"epochs {epochs - window + 1}-{epochs}"
+    ours_arrays = [p.data for p in model.parameters()]
+    ours_arrays += [v for st in trainer.optimizer.state.values() for v in st.values() if isinstance(v, np.ndarray)]
     result = CaseResult("default-epochs", f"default config (MNIST-1D CNN) epoch time early vs late, {epochs} epochs",
                         "s/epoch", ours=f"gradwise {last}")
     result.add_row(f"gradwise {first}", ours[:window])
     result.add_row(f"gradwise {last}", ours[-window:])
     result.extra["gradwise late / early"] = result.median_of(f"gradwise {last}") / result.median_of(f"gradwise {first}")
+    result.extra["gradwise subnormal share (weights + Adam state)"] = subnormal_share(ours_arrays)
     if theirs:
         result.add_row(f"PyTorch {first}", theirs[:window])
         result.add_row(f"PyTorch {last}", theirs[-window:])
         result.peer = f"PyTorch {last}"
         result.extra["PyTorch late / early"] = result.median_of(f"PyTorch {last}") / result.median_of(f"PyTorch {first}")
+        theirs_arrays = [p.detach().numpy() for p in net.parameters()]
+        theirs_arrays += [v.numpy() for st in opt.state.values() for v in st.values() if v.ndim > 0]
+        result.extra["PyTorch subnormal share (weights + Adam state)"] = subnormal_share(theirs_arrays)
     else:
         result.peer_missing = ctx.torch_missing
     result.notes.append(f"{len(x):,} training samples, batch {bs}, shuffled; training epochs only (no validation); "
