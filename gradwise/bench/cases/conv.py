@@ -115,7 +115,7 @@ def default_epochs(ctx: Context) -> CaseResult:
     gradwise trains through the CLI's own builders (model, loss, Adam, schedule, L2 penalty,
     shuffled batches) with `Trainer.fit(epochs=1)` called once per epoch; PyTorch trains the
     same network from the same weights with Adam and coupled L2 on the weights only (what the
-    L2 penalty adds to the gradient), on the same shuffled batches. The two alternate epoch by
+    L2 penalty adds to the gradient), on batches shuffled from the same seed. The two alternate epoch by
     epoch. A slowdown from denormal floats as the weights settle shows as late / early >> 1.
     """
     from gradwise.cli import config as cfgmod
