@@ -1,14 +1,17 @@
 """The layer protocol: `Parameter`, `Layer` and `Sequential`.
 
-A `Layer` computes `forward(x)`, caching only what its `backward(grad_out)` needs; `backward`
-accumulates (`+=`) into each `Parameter.grad` and returns the gradient with respect to the input.
-Parameters, buffers and sub-layers assigned as attributes are registered in assignment order, so
-`named_parameters()` gives PyTorch's dotted names (`0.weight`, `1.running_mean`, ...) and a
-`state_dict()` loads into the equivalent `torch.nn` model unchanged.
+A `Layer` computes `forward(x)`, caching only what its `backward(grad_out, *, input_grad=True)`
+needs; `backward` adds each parameter's gradient to `Parameter.grad` and returns the gradient with
+respect to the input (or None when told ``input_grad=False``: no one needs it, e.g. for the first
+layer of a model). Parameters, buffers and sub-layers assigned as attributes are registered in
+assignment order, so `named_parameters()` gives PyTorch's dotted names (`0.weight`,
+`1.running_mean`, ...) and a `state_dict()` loads into the equivalent `torch.nn` model unchanged.
+See docs/layers.md, "The layer protocol".
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -33,18 +36,42 @@ class Parameter:
     Attributes
     ----------
     grad : np.ndarray
-        Same shape and dtype as `data`; layers accumulate into it, `zero_grad` clears it.
+        Same shape and dtype as `data`; layers add to it, `zero_grad` clears it. Assigning an
+        array rebinds it (e.g. to a view into a flat buffer).
     requires_grad : bool
-        False for a frozen parameter: optimizers skip it.
+        False for a frozen parameter: optimizers skip it and layers do no gradient work for it.
+
+    Notes
+    -----
+    `zero_grad` does not touch memory: it marks the gradient as zero. The first layer to write
+    a gradient afterwards asks `fresh_grad` for the buffer and overwrites it (``np.matmul(...,
+    out=buf)``) instead of filling it with zeros and adding to it, which would be two more passes
+    over memory. Any other read of `grad` while it is marked zero fills it with zeros first, so
+    every reader (optimizers, clipping, penalties, gradient checks) sees exactly the sum of the
+    gradients written since `zero_grad`, as if each had been added to zeros. Hold `grad` across
+    a `zero_grad` only by reading the attribute again.
     """
 
-    __slots__ = ("data", "grad", "name", "requires_grad")
+    __slots__ = ("_grad", "_grad_is_zero", "data", "name", "requires_grad")
 
     def __init__(self, data: np.ndarray, name: str = "") -> None:
         self.data = np.ascontiguousarray(data)
-        self.grad = np.zeros_like(self.data)
+        self._grad = np.zeros_like(self.data)
+        self._grad_is_zero = False  # True: `_grad` holds stale values that stand for zeros
         self.name = name
         self.requires_grad = True
+
+    @property
+    def grad(self) -> np.ndarray:
+        if self._grad_is_zero:
+            self._grad.fill(0)
+            self._grad_is_zero = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: np.ndarray) -> None:
+        self._grad = value
+        self._grad_is_zero = False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -59,22 +86,79 @@ class Parameter:
         return self.data.size
 
     def zero_grad(self) -> None:
-        self.grad.fill(0)
+        """Set the gradient to zero; O(1): it is marked zero and filled only if read before a write."""
+        self._grad_is_zero = True
+
+    def fresh_grad(self) -> np.ndarray | None:
+        """The gradient buffer to overwrite with a full gradient, or None to add to `grad` instead.
+
+        When the gradient is marked zero (`zero_grad` and nothing written since), returns the
+        buffer (its content is garbage) and counts it as written: the caller must then write
+        every entry, e.g. ``np.matmul(g.T, x, out=buf)``. Otherwise a gradient is pending
+        (accumulation over batches, a parameter used twice in one backward) and the caller adds
+        with ``p.grad += ...``. Either way `grad` ends up holding the sum of the gradients.
+        """
+        if self._grad_is_zero:
+            self._grad_is_zero = False
+            return self._grad
+        return None
+
+    def add_grad(self, value: Any) -> None:
+        """``grad += value``, where the first gradient after `zero_grad` is copied in (no fill, no add).
+
+        `value` is cast to the gradient's dtype and broadcast to its shape.
+        """
+        buf = self.fresh_grad()
+        if buf is None:
+            self._grad += value
+        else:
+            np.copyto(buf, value, casting="same_kind")
 
     def astype(self, dtype: Any) -> None:
         """Convert value and gradient in place (the object stays the same, so optimizers keep it)."""
         self.data = self.data.astype(dtype)
-        self.grad = self.grad.astype(dtype)
+        self._grad = self._grad.astype(dtype)
 
     def __repr__(self) -> str:
         return f"Parameter({self.name or '?'}, shape={self.shape}, dtype={self.dtype})"
 
 
+# Whether a class's `backward` accepts the `input_grad` keyword (layers written before it existed
+# take only `grad_out`); looked up once per class.
+_TAKES_INPUT_GRAD: dict[type, bool] = {}
+
+
+def _takes_input_grad(cls: type) -> bool:
+    try:
+        return _TAKES_INPUT_GRAD[cls]
+    except KeyError:
+        try:
+            params = inspect.signature(cls.backward).parameters.values()
+        except (TypeError, ValueError):  # not introspectable (a C function): call it the old way
+            params = ()
+        takes = any(p.name == "input_grad" or p.kind is p.VAR_KEYWORD for p in params)
+        _TAKES_INPUT_GRAD[cls] = takes
+        return takes
+
+
+def backward_of(layer: Layer, grad_out: Any, input_grad: bool = True) -> Any:
+    """``layer.backward(grad_out, input_grad=input_grad)``, for custom layers with the old signature too.
+
+    Containers call their children through this. A `backward(self, grad_out)` written without
+    the keyword is called without it; it then computes its input gradient anyway, which is
+    returned (when ``input_grad=False`` the caller ignores it).
+    """
+    if input_grad or not _takes_input_grad(type(layer)):
+        return layer.backward(grad_out)
+    return layer.backward(grad_out, input_grad=False)
+
+
 class Layer:
     """Base class of every layer and model.
 
-    Subclasses implement `forward(x)` and `backward(grad_out)`. Assigning a `Parameter`, a `Layer`
-    or (through `register_buffer`) a buffer as an attribute registers it.
+    Subclasses implement `forward(x)` and `backward(grad_out, *, input_grad=True)` (docs/layers.md,
+    "The layer protocol"). Assigning a `Parameter`, a `Layer` or (through `register_buffer`) a
+    buffer as an attribute registers it.
     """
 
     def __init__(self) -> None:
@@ -121,7 +205,17 @@ class Layer:
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """Add dL/dparameter to each `Parameter.grad`; return dL/dx, or None if not `input_grad`.
+
+        Parameters
+        ----------
+        grad_out : np.ndarray
+            dL/dy, the shape of the last `forward`'s output.
+        input_grad : bool
+            False when no one needs dL/dx (the first layer of a model): the layer may skip it and
+            return None. A layer that computes it anyway may return it.
+        """
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -335,7 +429,16 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        for layer in reversed(self._children.values()):
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """Run the layers' backward in reverse; only the first layer is told `input_grad`.
+
+        The training loop calls ``model.backward(g, input_grad=False)``: the first layer's input
+        gradient (for an MLP on images, a quarter of the backward's FLOPs) is then not computed.
+        """
+        layers = list(self._children.values())
+        for layer in layers[:0:-1]:
             grad_out = layer.backward(grad_out)
-        return grad_out
+        if not layers:
+            return grad_out if input_grad else None
+        grad_in = backward_of(layers[0], grad_out, input_grad)
+        return grad_in if input_grad else None

@@ -71,20 +71,31 @@ class Linear(Layer):
             y += self.bias.data
         return y
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         if self._x is None:
             raise self.no_cache_error()
         x2 = self._x.reshape(-1, self.in_features)
         g2 = grad_out.reshape(-1, self.out_features)
-        # dL/dW = g^T x, dL/db = sum_n g, dL/dx = g W
-        # A frozen parameter (requires_grad False) gets no gradient work at all.
-        if self.weight.requires_grad:
-            self.weight.grad += g2.T @ x2
-        if self.bias is not None and self.bias.requires_grad:
-            self.bias.grad += g2.sum(axis=0)
-        grad_in = grad_out @ self.weight.data
         self._x = None
-        return grad_in
+        # dL/dW = g^T x, dL/db = sum_n g, dL/dx = g W
+        # A frozen parameter (requires_grad False) gets no gradient work at all. A fresh gradient
+        # is written straight into its buffer; a pending one (accumulation) is added to.
+        w, b = self.weight, self.bias
+        if w.requires_grad:
+            buf = w.fresh_grad()
+            if buf is None:
+                w.grad += g2.T @ x2
+            else:
+                np.matmul(g2.T, x2, out=buf)
+        if b is not None and b.requires_grad:
+            buf = b.fresh_grad()
+            if buf is None:
+                b.grad += g2.sum(axis=0)
+            else:
+                np.sum(g2, axis=0, out=buf)
+        if not input_grad:
+            return None
+        return grad_out @ w.data
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

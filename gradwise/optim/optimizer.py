@@ -196,7 +196,7 @@ class Optimizer:
         """Set every parameter's gradient to zero, in place (frozen ones included)."""
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad.fill(0)
+                p.zero_grad()
 
     def step(self) -> None:
         """Update every trainable parameter once from its current ``grad``, in place."""
