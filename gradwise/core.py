@@ -169,8 +169,16 @@ class Layer:
 
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name: str, value: Any) -> None:
-        if "_parameters" not in self.__dict__:
+        d = self.__dict__
+        if "_parameters" not in d:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        # The common case in forward/backward (caching an array, dropping it): nothing to register
+        # or unregister. Taken without building the tables: layers assign caches every step.
+        if not isinstance(value, (Parameter, Layer)) and not (
+            name in d["_parameters"] or name in d["_children"] or name in d["_buffers"]
+        ):
+            object.__setattr__(self, name, value)
+            return
         tables = {"param": self._parameters, "child": self._children, "buffer": self._buffers}
         if name in self._buffers and (value is None or isinstance(value, np.ndarray)):
             kind = "buffer"  # `self.running_mean = new_array` replaces the buffer, as in PyTorch

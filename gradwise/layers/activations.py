@@ -46,7 +46,9 @@ class ReLU(_Elementwise):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = _as_float(x)
         self._cache = x > 0
-        return x * self._cache
+        # np.maximum rather than x * mask: a third faster (no bool-to-float cast), and -inf gives
+        # 0 rather than -inf * 0 = nan (as torch.relu); nan stays nan either way.
+        return np.maximum(x, x.dtype.type(0))
 
     def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         mask = self._take_cache()
