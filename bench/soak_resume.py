@@ -1,8 +1,8 @@
 """Soak test of exact resume: SIGKILL `gradwise train` at random moments, resume, compare.
 
-    python bench/soak_resume.py               # 20 kills (~1-2 min)
-    python bench/soak_resume.py --quick       # 3 kills (< 30 s); tests/bench/test_soak_quick.py runs it
-    python bench/soak_resume.py --kills 50 --seed 3 --workdir /tmp/soak --keep
+    python bench/soak_resume.py               # 20 kills, 2 of them followed by damage (~1-2 min)
+    python bench/soak_resume.py --quick       # 3 kills, 1 damage (< 30 s); tests/bench/test_soak_quick.py runs it
+    python bench/soak_resume.py --kills 50 --damage 5 --seed 3 --workdir /tmp/soak --keep
 
 What it does (``docs/checkpoints.md``):
 
@@ -16,6 +16,10 @@ What it does (``docs/checkpoints.md``):
    time of so small a model);
    after every kill it checks that every checkpoint on disk reads back and verifies, then restarts
    it with ``gradwise train --resume RUN_DIR``;
+   after `--damage` of the kills (spread over the run, each once two checkpoints exist) it also
+   flips one byte in the middle of the newest checkpoint's ``model.safetensors`` before resuming,
+   as a bad sector would: the resume must pass over it to the older checkpoint, and keep it as
+   ``*.corrupt`` byte for byte;
 3. lets the last resume finish and compares: the final weights must equal the reference's bit
    for bit, and so must every column of ``history.csv`` except the wall time.
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import random
@@ -74,6 +79,8 @@ class Soak:
     torn_writes: int = 0  # kills that left a half-written checkpoint directory behind
     checkpoints_verified: int = 0
     latest_steps: list[int] = field(default_factory=list)
+    damaged: dict[str, str] = field(default_factory=dict)  # checkpoint name -> SHA-256 of the damaged weights
+    damage_kept: bool = False  # every damaged checkpoint was passed over and kept as *.corrupt
     window: float = 0.0
     failures: list[str] = field(default_factory=list)
 
@@ -113,12 +120,52 @@ def _inspect(run: Path, soak: Soak) -> None:
     try:
         latest = checkpoint.latest_checkpoint(run)
         for path in checkpoint.list_checkpoints(run):
+            if path.name in soak.damaged and _weights_sha(path) == soak.damaged[path.name]:
+                continue  # damaged on purpose, not yet passed over by a resume
             checkpoint.load_checkpoint(path)
             soak.checkpoints_verified += 1
     except (ValueError, FileNotFoundError) as e:
         soak.failures.append(f"after kill {soak.kills}: unreadable checkpoint: {e}")
         return
     soak.latest_steps.append(-1 if latest is None else checkpoint.load_checkpoint(latest).global_step)
+
+
+def _weights_sha(ckpt: Path) -> str | None:
+    weights = ckpt / "model.safetensors"
+    return hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None
+
+
+def _damage(run: Path, soak: Soak) -> bool:
+    """Flip one byte in the newest checkpoint's weights if an older one exists to fall back to."""
+    from gradwise.training import checkpoint
+    from gradwise.training.checkpoint.store import order
+
+    try:
+        latest = checkpoint.latest_checkpoint(run)
+    except ValueError:
+        return False
+    if latest is None or latest.name in soak.damaged:
+        return False
+    older = [p for p in checkpoint.list_checkpoints(run) if order(p) < order(latest)]
+    if not older:
+        return False
+    weights = latest / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2 + 4] ^= 0x10
+    weights.write_bytes(bytes(data))
+    soak.damaged[latest.name] = hashlib.sha256(bytes(data)).hexdigest()
+    return True
+
+
+def _check_damage_kept(run: Path, soak: Soak) -> bool:
+    """Every damaged checkpoint was passed over and is kept, byte for byte, as ``*.corrupt``."""
+    kept = {p.name: _weights_sha(p) for p in (run / "checkpoints").glob("step-*.corrupt*")}
+    ok = True
+    for name, sha in soak.damaged.items():
+        if not any(k.startswith(f"{name}.corrupt") and v == sha for k, v in kept.items()):
+            soak.failures.append(f"the damaged {name} was not kept as {name}.corrupt (found {sorted(kept)})")
+            ok = False
+    return ok
 
 
 def _final_weights(run: Path) -> dict[str, object]:
@@ -132,7 +179,7 @@ def _history(run: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in row.items() if k != "time"} for row in csv.DictReader(f)]
 
 
-def run_soak(kills: int, epochs: int, window: float | None, seed: int, workdir: Path) -> Soak:
+def run_soak(kills: int, epochs: int, window: float | None, seed: int, workdir: Path, damage: int = 0) -> Soak:
     import numpy as np
 
     from gradwise.cli import config as cfgmod
@@ -156,6 +203,9 @@ def run_soak(kills: int, epochs: int, window: float | None, seed: int, workdir: 
     soak.window = window
 
     args = [str(cfg), "--out", str(run)]
+    # Kill numbers after which to damage the newest checkpoint (postponed while there is no older one).
+    damage_at = sorted({max(1, round((i + 1) * kills / (damage + 1))) for i in range(min(damage, kills))})
+    pending = 0
     segment = 0
     while True:
         log = workdir / f"segment-{segment}.log"
@@ -170,6 +220,9 @@ def run_soak(kills: int, epochs: int, window: float | None, seed: int, workdir: 
         if code == -9:
             soak.kills += 1
             _inspect(run, soak)
+            pending += soak.kills in damage_at
+            if pending and _damage(run, soak):
+                pending -= 1
         elif code != 0:
             soak.failures.append(f"segment {segment} exited with {code}; see {log}")
             return soak
@@ -178,6 +231,9 @@ def run_soak(kills: int, epochs: int, window: float | None, seed: int, workdir: 
         args = ["--resume", str(run)]
         segment += 1
 
+    if len(soak.damaged) < min(damage, kills):
+        soak.failures.append(f"damaged {len(soak.damaged)} of {damage} checkpoints (too few kills after the first two)")
+    soak.damage_kept = _check_damage_kept(run, soak)
     a, b = _final_weights(ref), _final_weights(run)
     same = sorted(a) == sorted(b) and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
     if not same:
@@ -194,19 +250,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--window", type=float, help="kill within this many seconds of a start (default: training time / kills)"
     )
+    parser.add_argument(
+        "--damage",
+        type=int,
+        help="kills after which a byte of the newest checkpoint is flipped (default 2, or 1 with --quick)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     parser.add_argument("--workdir", type=Path, help="where to put the runs (default: a temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     kills = args.kills if args.kills is not None else (3 if args.quick else 20)
-    if kills < 0:
-        parser.error("--kills must be >= 0")
+    damage = args.damage if args.damage is not None else (1 if args.quick else 2)
+    if kills < 0 or damage < 0:
+        parser.error("--kills and --damage must be >= 0")
     epochs = 30 if args.quick else max(300, 15 * kills)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gradwise-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
-        soak = run_soak(kills, epochs, args.window, args.seed, workdir)
+        soak = run_soak(kills, epochs, args.window, args.seed, workdir, damage)
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -219,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"checkpoints verified after kills: {soak.checkpoints_verified}; "
         f"latest step after each kill: {soak.latest_steps}"
+    )
+    print(
+        f"checkpoints damaged after a kill: {len(soak.damaged)} {sorted(soak.damaged)}; "
+        f"passed over on resume and kept as *.corrupt: {'yes' if soak.damage_kept else 'NO'}"
     )
     print(f"identical to the uninterrupted run: {'yes' if not soak.failures else 'NO'}")
     for failure in soak.failures:

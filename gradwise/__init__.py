@@ -7,6 +7,7 @@ from gradwise import io
 from gradwise import layers
 from gradwise import losses
 from gradwise import optim
+from gradwise._version import __version__
 from gradwise.core import Layer
 from gradwise.core import Parameter
 from gradwise.core import Sequential
@@ -19,8 +20,6 @@ from gradwise.training import metrics
 from gradwise.training.ensemble import Ensemble
 from gradwise.training.trainer import History
 from gradwise.training.trainer import Trainer
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Ensemble",

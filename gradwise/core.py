@@ -334,9 +334,45 @@ class Layer:
         `input_shape` includes the batch dimension, e.g. ``(1, 40)``. See `gradwise.summary.summary`;
         ``print(model.summary((1, 40)))`` shows the table.
         """
+        # gradwise.summary reads a model only through this protocol (it imports nothing from
+        # gradwise), so importing it here makes no cycle; lazily, to keep `import gradwise.core` small.
         from gradwise.summary import summary
 
         return summary(self, input_shape, dtype)
+
+    def flops(self, input_shape: Any, output_shape: Any) -> int:
+        """FLOPs (2 x multiply-adds) of one call of this layer's own work, for `gradwise.summary`.
+
+        Parameters
+        ----------
+        input_shape, output_shape : tuple of int, or tuple of tuples
+            The shapes of the call's input and output, batch included (one shape per input for a
+            multi-input layer).
+
+        Returns
+        -------
+        int
+            0 here: only the matrix products count (`Linear`, convolutions, recurrent layers
+            override this). A container counts nothing itself; the summary adds up its children.
+            A custom layer with real arithmetic overrides it.
+        """
+        return 0
+
+    def input_dtype(self, floating: np.dtype) -> np.dtype | tuple[Any, ...]:
+        """The dtype of the input this layer reads, for the zeros `gradwise.summary` feeds it.
+
+        Parameters
+        ----------
+        floating : np.dtype
+            The model's floating dtype.
+
+        Returns
+        -------
+        np.dtype or tuple
+            `floating` here (real-valued inputs). `Embedding` reads int64 indices, `Sequential`
+            reads what its first layer reads and `Parallel` returns one entry per branch.
+        """
+        return np.dtype(floating)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -450,3 +486,8 @@ class Sequential(Layer):
             return grad_out if input_grad else None
         grad_in = backward_of(layers[0], grad_out, input_grad)
         return grad_in if input_grad else None
+
+    def input_dtype(self, floating: np.dtype) -> np.dtype | tuple[Any, ...]:
+        """What the first layer reads (`floating` when empty): see `Layer.input_dtype`."""
+        first = next(iter(self._children.values()), None)
+        return first.input_dtype(floating) if first is not None else np.dtype(floating)

@@ -7,7 +7,7 @@ A file written by `save` holds ``model.state_dict()`` unchanged: PyTorch's dotte
 little-endian arrays (https://github.com/huggingface/safetensors): reading it never executes code,
 unlike a pickle (``torch.save``, ``np.load(allow_pickle=True)``). See ``docs/io.md``.
 
-Files are written atomically (`gradwise.training.rundir.atomic_write_bytes`): a crash mid-write
+Files are written atomically (`gradwise.fileio.atomic_write_bytes`): a crash mid-write
 leaves the previous file, never a torn one. `load` checks a file before anything is copied into
 the model, and every failure is a ``ValueError`` that starts with the file's path.
 """
@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from gradwise._version import __version__
 from gradwise.core import Layer
-from gradwise.training.rundir import atomic_write_bytes
+from gradwise.fileio import atomic_write_bytes
 
 __all__ = ["architecture", "load", "read_metadata", "save"]
 
@@ -113,10 +114,8 @@ def save(
         if tensors[name].dtype.kind not in "biuf":
             raise TypeError(f"save: {name!r} has dtype {tensors[name].dtype}, which a weights file cannot hold")
     meta = _user_metadata(metadata)
-    import gradwise
-
     meta[FORMAT_KEY] = "pt"
-    meta[VERSION_KEY] = gradwise.__version__
+    meta[VERSION_KEY] = __version__
     meta[ARCHITECTURE_KEY] = json.dumps([list(entry) for entry in architecture(tensors)], separators=(",", ":"))
     meta[CHECKSUM_KEY] = _checksum(tensors)
     if not path.parent.is_dir():

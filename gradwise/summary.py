@@ -17,27 +17,38 @@ them changes totals by a few percent at most). For the given input, batch includ
 - ``RNN``/``LSTM``/``GRU`` (G = 1, 4, 3 gates): for every layer l and direction,
   2 * G * H * (F_l + H) * T * N, where F_0 = input_size and F_l = D * H above.
 
-A custom layer can report its own count with a method ``flops(input_shape, output_shape) -> int``.
 This is the convention of fvcore and of the papers that quote "FLOPs" as 2 x MACs; some tools
 (ptflops, thop) report MACs, half these numbers.
+
+Layers describe themselves
+--------------------------
+Every layer describes itself through the layer protocol of `gradwise.core`: ``Layer.flops(input_shape,
+output_shape) -> int`` (0 by default; overridden next to the layers above, and by any custom layer
+that wants its arithmetic counted) and ``Layer.input_dtype(floating)`` (what it reads: int64 for an
+``Embedding``, one dtype per branch for ``Parallel``). This module imports no layer and nothing from
+gradwise at run time.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradwise.core import Layer, Sequential
+if TYPE_CHECKING:
+    from gradwise.core import Layer
 
 __all__ = ["LayerInfo", "Summary", "summary"]
 
 Shape = tuple[int, ...]
 ShapeSpec = Shape | tuple[Shape, ...]  # one array, or one per input of a multi-input model
+
+# What the summary asks of a model: the layer protocol of gradwise.core, read by name, so this
+# module imports no layer (and core can offer `Layer.summary` without an import cycle).
+_PROTOCOL = ("named_modules", "children", "parameters", "forward", "eval", "flops", "input_dtype")
 
 
 @dataclass
@@ -198,36 +209,12 @@ def _fmt_flops(n: int) -> str:
 
 
 def layer_flops(layer: Layer, input_shape: ShapeSpec, output_shape: ShapeSpec) -> int:
-    """FLOPs (2 x multiply-adds) of one call of `layer` (the module docstring gives the formulas).
+    """FLOPs (2 x multiply-adds) of one call of `layer`: its own ``flops(input_shape, output_shape)``.
 
-    Layers other than Linear, convolutions and recurrent layers count 0 unless they define
-    ``flops(input_shape, output_shape)``.
+    Every layer describes itself (`Layer.flops`, 0 by default; `Linear`, the convolutions and the
+    recurrent layers count their matrix products, as in the module docstring).
     """
-    from gradwise.layers._rnn_base import _Recurrent
-    from gradwise.layers.conv import _ConvNd
-    from gradwise.layers.linear import Linear
-
-    own = getattr(layer, "flops", None)
-    if callable(own):
-        return int(own(input_shape, output_shape))
-    # These three layers take and return one array: the shapes are tuples of ints.
-    out: Shape = output_shape  # type: ignore[assignment]
-    if isinstance(layer, Linear):
-        return 2 * layer.in_features * layer.out_features * math.prod(out[:-1])
-    if isinstance(layer, _ConvNd):
-        per_position = (layer.in_channels // layer.groups) * math.prod(layer.kernel_size)
-        return 2 * per_position * layer.out_channels * math.prod(out[2:]) * out[0]
-    if isinstance(layer, _Recurrent):
-        shape: Shape = input_shape  # type: ignore[assignment]
-        t, n = (shape[1], shape[0]) if layer.batch_first else (shape[0], shape[1])
-        h, d = layer.hidden_size, layer.num_directions
-        gh = getattr(layer, "weight_hh_l0").shape[0]  # G * H  # noqa: B009 (registered dynamically)
-        total = 0
-        for k in range(layer.num_layers):
-            f = layer.input_size if k == 0 else d * h
-            total += d * 2 * gh * (f + h) * t * n
-        return total
-    return 0
+    return int(layer.flops(input_shape, output_shape))
 
 
 # ---------------------------------------------------------------------------------------- summary
@@ -253,26 +240,15 @@ def _as_shape_spec(input_shape: Any) -> ShapeSpec:
     return one(input_shape)
 
 
-def _first_leaf(layer: Layer) -> Layer:
-    while isinstance(layer, Sequential) and len(layer):
-        layer = layer[0]
-    return layer
-
-
 def _default_dtypes(model: Layer, spec: ShapeSpec) -> tuple[np.dtype, ...]:
-    """int64 for an input read by an Embedding, else the model's floating dtype."""
-    from gradwise.layers.embedding import Embedding
-    from gradwise.layers.structure import Parallel
-
+    """What the model says it reads (`Layer.input_dtype`): int64 for an Embedding, else floating."""
     floating = model.dtype if np.issubdtype(model.dtype, np.floating) else np.dtype(np.float32)
-    first = _first_leaf(model)
+    reads = model.input_dtype(floating)
     if spec and isinstance(spec[0], tuple):
-        branches = first.children() if isinstance(first, Parallel) else []
-        return tuple(
-            np.dtype(np.int64) if i < len(branches) and isinstance(_first_leaf(branches[i]), Embedding) else floating
-            for i in range(len(spec))
-        )
-    return (np.dtype(np.int64) if isinstance(first, Embedding) else floating,)
+        # One per input; a model that does not describe several inputs reads floating ones.
+        per_input = reads if isinstance(reads, tuple) else ()
+        return tuple(np.dtype(per_input[i]) if i < len(per_input) else floating for i in range(len(spec)))
+    return (floating if isinstance(reads, tuple) else np.dtype(reads),)
 
 
 def _shape_of(value: Any) -> ShapeSpec:
@@ -316,7 +292,7 @@ def summary(model: Layer, input_shape: Any, dtype: Any = None) -> Summary:
     The forward pass runs on a deep copy of the model in evaluation mode, so the model keeps its
     mode, caches, buffers and weights; it costs one forward pass of memory and time.
     """
-    if not isinstance(model, Layer):
+    if not all(callable(getattr(model, m, None)) for m in _PROTOCOL):
         raise TypeError(f"summary: model must be a gradwise Layer, got {type(model).__name__}")
     spec = _as_shape_spec(input_shape)
     multi = bool(spec) and isinstance(spec[0], tuple)

@@ -33,6 +33,8 @@ LOSS_RTOL64 = 1e-12  # float64
 # rounding only; 200-step trajectories against torch.optim, norm-wise relative error.
 OPTIM_GOLDEN_RTOL = 1e-12
 OPTIM_ORACLE_RTOL = 1e-10
+# The same, element-wise (max |a - b| / |b|), where the operation order matches torch's.
+OPTIM_ORACLE_ELEMENTWISE_RTOL = 1e-13
 # Empirical moments of initializers on ~260k draws: the sampling error of a variance estimate is
 # about sqrt(2 / n) ~ 0.3%, so 2% is tight yet never flaky with a fixed seed.
 INIT_VAR_RTOL = 0.02
@@ -52,6 +54,7 @@ class Tolerances:
     loss64: float = LOSS_RTOL64
     optim_golden: float = OPTIM_GOLDEN_RTOL
     optim_oracle: float = OPTIM_ORACLE_RTOL
+    optim_oracle_elementwise: float = OPTIM_ORACLE_ELEMENTWISE_RTOL
     init_var: float = INIT_VAR_RTOL
     ortho: float = ORTHO_ATOL
 

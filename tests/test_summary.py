@@ -173,6 +173,30 @@ def test_custom_layer_reports_its_own_flops() -> None:
     assert layer_flops(ReLU(), (4, 3), (4, 3)) == 0
 
 
+def test_layers_describe_themselves_through_the_protocol() -> None:
+    assert Linear(3, 2).flops((4, 3), (4, 2)) == 2 * 3 * 2 * 4
+    assert Conv1d(2, 4, 3).flops((5, 2, 10), (5, 4, 8)) == 2 * 2 * 3 * 4 * 8 * 5
+    assert ReLU().flops((4, 3), (4, 3)) == 0 and gw.Sequential(Linear(3, 2)).flops((4, 3), (4, 2)) == 0
+    f32 = np.dtype(np.float32)
+    assert Linear(3, 2).input_dtype(f32) == f32 and Embedding(5, 2).input_dtype(f32) == np.int64
+    assert gw.Sequential(gw.Sequential(Embedding(5, 2)), Flatten()).input_dtype(f32) == np.int64
+    assert gw.Sequential().input_dtype(np.dtype(np.float64)) == np.float64
+    nested = Parallel(Embedding(5, 2), Linear(3, 2), Parallel(Linear(1, 1)))
+    assert nested.input_dtype(f32) == (np.dtype(np.int64), f32, f32)
+
+
+def test_summary_rejects_what_is_not_a_layer() -> None:
+    class Lookalike:  # has forward and named_modules, but not the gradwise layer protocol
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return x
+
+        def named_modules(self) -> list[tuple[str, object]]:
+            return [("", self)]
+
+    with pytest.raises(TypeError, match="must be a gradwise Layer, got Lookalike"):
+        summary(Lookalike(), (1, 3))  # type: ignore[arg-type]
+
+
 # ----------------------------------------------------------------------------------------- side effects
 
 

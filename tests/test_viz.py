@@ -1,8 +1,10 @@
-"""Tests for gradwise/viz.py."""
+"""Tests for gradwise/viz/history.py (plot_history) and gradwise/viz/_common.py (ema)."""
 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import pytest
 
 from gradwise.training.trainer import History
 from gradwise.viz import ema, plot_history
+
+_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _history(n_epochs: int = 5, per_epoch: int = 20) -> History:
@@ -84,3 +88,37 @@ def test_ema_is_bias_corrected_and_skips_non_finite_values() -> None:
     assert math.isnan(ema([math.nan, 1.0], 0.5)[0])
     with pytest.raises(ValueError, match="beta"):
         ema([1.0], 1.0)
+
+
+def test_importing_viz_leaves_matplotlib_unloaded_and_keeps_every_name() -> None:
+    # A fresh interpreter: this one has long imported matplotlib through the other tests.
+    code = (
+        "import sys, gradwise.viz as v\n"
+        "names = ['BATCH_LOSS_FILE', 'HISTOGRAM_DIR', 'animate_trajectories', 'ema', 'plot_histogram_data',\n"
+        "         'plot_histograms', 'plot_history', 'plot_lr_finder', 'plot_lr_schedule', 'plot_run',\n"
+        "         'plot_trajectories']\n"
+        "assert sorted(v.__all__) == names, v.__all__\n"
+        "assert all(callable(getattr(v, n)) for n in names if not n.isupper())\n"
+        "print('matplotlib' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_packages_below_viz_do_not_import_it() -> None:
+    # STYLE: a lower package offers data and viz draws it; only viz and what sits above it
+    # (the command line) may import it or matplotlib.
+    import ast
+
+    offenders = []
+    for path in sorted((_ROOT / "gradwise").rglob("*.py")):
+        rel = path.relative_to(_ROOT / "gradwise").as_posix()
+        if rel.split("/")[0] in ("viz", "cli", "bench"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{rel}: {n}" for n in names if n.split(".")[0] == "matplotlib" or n.startswith("gradwise.viz")]
+    assert offenders == []

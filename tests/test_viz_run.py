@@ -1,5 +1,5 @@
-"""Tests for the run-directory plots of gradwise/viz.py (plot_run, plot_histograms,
-plot_lr_schedule) and for gradwise/training/histograms.py (HistogramSnapshots)."""
+"""Tests for the run-directory plots of gradwise/viz/ (run.py, histograms.py, schedule.py: plot_run,
+plot_histograms, plot_lr_schedule) and for gradwise/training/histograms.py (HistogramSnapshots)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from gradwise.training.histograms import (
 )
 from gradwise.training.metrics import accuracy
 from gradwise.training.rundir import rows_to_csv
-from gradwise.viz import plot_histograms, plot_lr_schedule, plot_run
+from gradwise.viz import plot_histogram_data, plot_histograms, plot_lr_schedule, plot_run
 
 
 def is_png(path: Path) -> bool:
@@ -42,7 +42,7 @@ def train_run(run: Path, epochs: int = 4, callbacks: list | None = None) -> gw.T
     sched = gw.optim.schedules.Cosine(0.1, total_steps=epochs * 5)
     trainer = gw.Trainer(
         m, SoftmaxCrossEntropy(), gw.optim.SGD(m.parameters(), lr=sched, momentum=0.9), metrics=[accuracy],
-        progress=False, run_dir=run, callbacks=callbacks or [],
+        progress=False, run_dir=run, callbacks=callbacks or [], plot=plot_run,
     )
     trainer.fit(DataLoader(x, y, batch_size=30, shuffle=True, rng=np.random.default_rng(1)),
                 DataLoader(x, y, batch_size=150), epochs=epochs)
@@ -106,7 +106,7 @@ def test_plot_lr_schedule(tmp_path: Path) -> None:
 
 
 def test_histogram_snapshots_write_data_and_plots_into_the_run(tmp_path: Path) -> None:
-    snaps = HistogramSnapshots(epochs=(1, 4), every=3, bins=16)
+    snaps = HistogramSnapshots(epochs=(1, 4), every=3, bins=16, draw=plot_histogram_data)
     train_run(tmp_path / "run", epochs=4, callbacks=[snaps])
     assert snaps.taken == [1, 3, 4]
     files = sorted(p.name for p in (tmp_path / "run" / "histograms").iterdir())
@@ -129,14 +129,29 @@ def test_histogram_snapshots_without_a_run_dir(tmp_path: Path) -> None:
                         callbacks=[HistogramSnapshots(epochs=(1,))])
     with pytest.raises(ValueError, match="out_dir"):
         lonely.fit(loader, epochs=1)
-    snaps = HistogramSnapshots(epochs=(1,), out_dir=tmp_path / "h", plot=False)
+    snaps = HistogramSnapshots(epochs=(1,), out_dir=tmp_path / "h")
     gw.Trainer(m, SoftmaxCrossEntropy(), gw.optim.SGD(m.parameters(), lr=0.1), progress=False,
                callbacks=[snaps]).fit(loader, epochs=1)
-    assert [p.name for p in (tmp_path / "h").iterdir()] == ["epoch_0001.safetensors"]
+    assert [p.name for p in (tmp_path / "h").iterdir()] == ["epoch_0001.safetensors"]  # nothing drawn
+
+
+def test_histogram_snapshots_hand_each_snapshot_to_draw(tmp_path: Path) -> None:
+    calls = []
+    snaps = HistogramSnapshots(every=2, out_dir=tmp_path / "h", draw=lambda *a, **k: calls.append((a, k)))
+    x, y = make_spiral(20, rng=np.random.default_rng(0))
+    m = model()
+    gw.Trainer(m, SoftmaxCrossEntropy(), gw.optim.SGD(m.parameters(), lr=0.1), progress=False,
+               callbacks=[snaps]).fit(DataLoader(x, y, batch_size=20), epochs=4)
+    assert [(a[1], k) for a, k in calls] == [
+        (tmp_path / "h" / "histograms_epoch_0002.png", {"title": "after epoch 2"}),
+        (tmp_path / "h" / "histograms_epoch_0004.png", {"title": "after epoch 4"}),
+    ]
+    assert calls[0][0][0]["names"] == [name for name, _ in m.named_parameters()]
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{}, {"epochs": (0,)}, {"epochs": (1.5,)}, {"every": 0}, {"epochs": (1,), "bins": 0}]
+    "kwargs",
+    [{}, {"epochs": (0,)}, {"epochs": (1.5,)}, {"every": 0}, {"epochs": (1,), "bins": 0}, {"epochs": (1,), "draw": True}],
 )
 def test_histogram_snapshots_validate(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="HistogramSnapshots"):
@@ -148,7 +163,7 @@ def test_histogram_snapshots_validate(kwargs: dict) -> None:
 
 def test_plot_run_redraws_everything_from_the_files(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    trainer = train_run(run, epochs=4, callbacks=[HistogramSnapshots(epochs=(2,), plot=False)])
+    trainer = train_run(run, epochs=4, callbacks=[HistogramSnapshots(epochs=(2,))])
     for png in (run / "plots").iterdir():
         png.unlink()
     written = plot_run(run)

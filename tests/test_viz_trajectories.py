@@ -1,4 +1,4 @@
-"""Tests of the optimizer-trajectory and LR-finder plots in gradwise/viz.py."""
+"""Tests of the optimizer-trajectory plots in gradwise/viz/trajectories.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from gradwise.optim import SGD, Adam
-from gradwise.optim.lr_finder import LRFinderResult
 from gradwise.optim.trajectories import (
     Beale,
     IllConditionedBowl,
@@ -19,7 +18,7 @@ from gradwise.optim.trajectories import (
     Surface,
     run_optimizer,
 )
-from gradwise.viz import animate_trajectories, plot_lr_finder, plot_trajectories
+from gradwise.viz import animate_trajectories, plot_trajectories
 
 
 def _paths(surface: Surface, steps: int = 30) -> dict[str, np.ndarray]:
@@ -62,24 +61,6 @@ def test_animate_trajectories_writes_a_small_looping_gif(tmp_path: Path) -> None
 def test_animate_trajectories_rejects_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="frames"):
         animate_trajectories(_paths(Saddle(), 5), Saddle(), tmp_path / "a.gif", frames=1)
-
-
-def test_plot_lr_finder_writes_a_png_with_and_without_suggestions(tmp_path: Path) -> None:
-    lrs = np.logspace(-6, 0, 100)
-    smooth = 2.3 - np.tanh((np.log10(lrs) + 3) / 0.5) + np.where(lrs > 0.1, 40 * (lrs - 0.1), 0.0)
-    raw = smooth + 0.05 * np.random.default_rng(0).standard_normal(100)
-    result = LRFinderResult(
-        lrs=lrs, losses=raw, smoothed=smooth, suggestion_steepest=1e-3, suggestion_min_div10=1e-2,
-        suggestion=1e-3, start_lr=1e-6, end_lr=1.0, num_steps=100, stop_reason="diverged",
-    )
-    assert _is_png(plot_lr_finder(result, tmp_path / "lr.png"))
-    assert _is_png(result.plot(tmp_path / "via_result.png"))
-    flat = LRFinderResult(
-        lrs=lrs[:3], losses=np.ones(3), smoothed=np.ones(3), suggestion_steepest=float("nan"),
-        suggestion_min_div10=1e-7, suggestion=1e-7, start_lr=1e-6, end_lr=1.0, num_steps=100,
-        stop_reason="non-finite",
-    )
-    assert _is_png(plot_lr_finder(flat, tmp_path / "flat.png"))
 
 
 def test_the_new_plots_leave_pyplot_alone(tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from gradwise.training import checkpoint
     from gradwise.training.rundir import RunDir
 
+    if args.strict_resume and not args.resume:
+        raise cfgmod.ConfigError("--strict-resume goes with --resume RUN_DIR")
     if args.resume:
         # The run continues with the config it was built from; only the number of epochs may change.
         if args.config or args.set or args.out:
@@ -80,13 +82,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(model.summary((1, *splits.x_train.shape[1:])))
     resume_from = None
     if args.resume:
-        latest = checkpoint.latest_checkpoint(run)
-        if latest is None:  # killed before its first checkpoint: start again, as it would have run
+        if not (run.checkpoints_dir / checkpoint.LATEST).is_file():
+            # Killed before its first checkpoint: start again, as it would have run.
             print(f"gradwise: {run.path} has no checkpoint yet; training from the start")
             run.history_path.unlink(missing_ok=True)
         else:
-            print(f"gradwise: resuming from {latest}")
-            resume_from = run
+            # `latest`, or (unless --strict-resume) the newest older checkpoint that verifies.
+            try:
+                resume_from = checkpoint.find_resumable(run.path, strict=args.strict_resume)
+            except checkpoint.NoIntactCheckpoint as e:
+                _report_rejected(e.rejected)
+                raise  # one more line listing what was tried; exit 2
+            _report_rejected(resume_from.rejected)
+            print(f"gradwise: resuming from {resume_from.checkpoint.path}{_fallback_note(resume_from)}")
     epochs = args.epochs if args.resume and args.epochs is not None else int(train_cfg["epochs"])
     trainer.fit(train_loader, val_loader, epochs=epochs, resume_from=resume_from)
 
@@ -117,16 +125,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_rejected(rejected: Any) -> None:
+    """One line per damaged checkpoint `--resume` passed over: the file and what is wrong with it."""
+    for r in rejected:
+        print(f"gradwise: {r.reason}; trying the next older checkpoint", file=sys.stderr)
+
+
+def _fallback_note(chosen: Any) -> str:
+    """What the resume line adds after a fallback: that the damaged checkpoints are kept, and as what."""
+    from gradwise.training.checkpoint.store import aside_path
+
+    if not chosen.rejected:
+        return ""
+    kept = [f"{r.path.name} as {aside_path(r.path).name}" for r in chosen.rejected if r.path.is_dir()]
+    return ", the newest checkpoint that verifies" + (f"; keeping the damaged {', '.join(kept)}" if kept else "")
+
+
 def _make_trainer(cfg: Any, model: Any, loss: Any, steps_per_epoch: int, run: Any, progress: bool) -> Any:
     """The configured optimizer, schedule, penalty, metrics and callbacks around `model`."""
     import gradwise as gw
     from gradwise.cli import config as cfgmod
     from gradwise.training.histograms import HistogramSnapshots
 
+    from gradwise.viz import plot_run
+
     train_cfg = cfg.section("train")
     lr, callbacks = cfgmod.build_schedule(cfg, steps_per_epoch=steps_per_epoch)
     if train_cfg["histogram_epochs"]:
-        callbacks.append(HistogramSnapshots(epochs=tuple(int(e) for e in train_cfg["histogram_epochs"])))
+        from gradwise.viz import plot_histogram_data  # drawn as the run goes, not only at its end
+
+        epochs = tuple(int(e) for e in train_cfg["histogram_epochs"])
+        callbacks.append(HistogramSnapshots(epochs=epochs, draw=plot_histogram_data))
     return gw.Trainer(
         model,
         loss,
@@ -140,6 +169,8 @@ def _make_trainer(cfg: Any, model: Any, loss: Any, steps_per_epoch: int, run: An
         clip_grad_value=float(train_cfg["clip_grad_value"]) or None,
         checkpoint_every=int(train_cfg["checkpoint_every"]) or None,  # 0: at epoch ends only
         accumulate=int(train_cfg["accumulate"]),
+        keep_checkpoints=train_cfg["keep_checkpoints"],
+        plot=plot_run,  # the run directory ends with its plots; training itself never imports viz
     )
 
 
@@ -220,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR from its latest checkpoint, with its config.toml; the final "
         "weights are those of a run never interrupted",
+    )
+    train.add_argument(
+        "--strict-resume",
+        action="store_true",
+        help="with --resume: stop if the latest checkpoint is damaged, instead of falling back to the "
+        "newest older one that verifies",
     )
     train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch)")

@@ -2,8 +2,8 @@
 
 Builds everything exactly as `gradwise train` does (same seed, same data split, same optimizer
 with its param groups, same penalty), runs `gradwise.optim.lr_finder.lr_find` on the training
-split, and writes ``lr_find.png``, ``lr_find.csv`` and the resolved ``config.toml`` into a fresh
-run directory (``runs/<timestamp>-lr-find-<name>`` unless ``--out`` is given). Nothing is
+split, draws ``lr_find.png`` with `gradwise.viz.plot_lr_finder`, and writes it, ``lr_find.csv``
+and the resolved ``config.toml`` into a fresh run directory (``runs/<timestamp>-lr-find-<name>`` unless ``--out`` is given). Nothing is
 trained for real: the finder restores the model afterwards and the weights are not saved.
 
 Exit codes are those of ``gradwise`` (`gradwise.cli.__main__.main`): 0 on success, 2 for an error
@@ -31,8 +31,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="learning-rate range test: exponential lr ramp, loss plot, suggested lr",
         description=(
             "Train on the config's training data while the learning rate grows exponentially "
-            "from --start-lr to --end-lr, stop when the loss diverges, restore the model, then "
-            "write lr_find.png and lr_find.csv and print the suggested learning rates."
+            "from --start-lr to --end-lr, stop when the loss diverges (the smoothed loss rises "
+            "back above its start after falling, passes 4x its minimum, or is NaN), restore the "
+            "model, then write lr_find.png and lr_find.csv and print where it diverged and the "
+            "suggested learning rates."
         ),
     )
     p.add_argument("config", nargs="?", help="TOML config; the built-in default when omitted")
@@ -41,6 +43,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--start-lr", type=float, default=1e-7, help="first learning rate (default 1e-7)")
     p.add_argument("--end-lr", type=float, default=10.0, help="last learning rate (default 10)")
     p.add_argument("--steps", type=int, default=200, help="mini-batches in the ramp (default 200)")
+    p.add_argument("--no-stop", action="store_true",
+                   help="run the whole ramp past the divergence (still reported); a NaN loss ends it anyway")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_lr_find)
@@ -55,6 +59,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from gradwise.data.loader import DataLoader
     from gradwise.optim.lr_finder import lr_find
     from gradwise.training.rundir import RunDir, atomic_write_bytes, rows_to_csv
+    from gradwise.viz import plot_lr_finder
 
     # Checked here too (lr_find checks them again) so that the error names the option and comes
     # before the config is built or any directory created.
@@ -93,21 +98,16 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     )
     result = lr_find(
         model, loss, optimizer, loader,
-        start_lr=args.start_lr, end_lr=args.end_lr, num_steps=args.steps, penalty=penalty,
+        start_lr=args.start_lr, end_lr=args.end_lr, num_steps=args.steps, stop=not args.no_stop,
+        penalty=penalty,
     )
     run.write_config(cfg.data)
     csv_path = atomic_write_bytes(
         run.path / "lr_find.csv", rows_to_csv(result.rows(), ["step", "lr", "loss", "smoothed_loss"])
     )
-    png_path = result.plot(run.path / "lr_find.png")
+    png_path = plot_lr_finder(result, run.path / "lr_find.png")
 
-    ended = {
-        "completed": "the ramp completed without divergence (try a larger --end-lr)",
-        "diverged": "stopped when the smoothed loss passed 4x its best",
-        "non-finite": "stopped at a NaN or infinite loss",
-        "exhausted": "the data ran out",
-    }[result.stop_reason]
-    print(f"{len(result.lrs)} steps, last lr {result.lrs[-1]:.3g}: {ended}")
+    print(result.summary())
     print(f"  steepest descent: {result.suggestion_steepest:.3g}")
     print(f"  minimum / 10:     {result.suggestion_min_div10:.3g}")
     print(f"suggested lr: {result.suggestion:.3g}  (configured: {_configured_lr(cfg)})")

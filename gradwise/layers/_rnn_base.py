@@ -344,3 +344,19 @@ class _Recurrent(Layer):
         if self.bidirectional:
             s += ", bidirectional=True"
         return s
+
+    def flops(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
+        """``2 * G * H * (F_l + H) * T * N`` per layer l and direction (G gates: 1, 4, 3 for RNN, LSTM, GRU).
+
+        F_0 = input_size and F_l = D * H above; the input is (N, T, F) when `batch_first`, else
+        (T, N, F). The input-to-hidden and hidden-to-hidden products of every step are counted
+        (see docs/summary.md).
+        """
+        t, n = (input_shape[1], input_shape[0]) if self.batch_first else (input_shape[0], input_shape[1])
+        h, d = self.hidden_size, self.num_directions
+        gh = getattr(self, "weight_hh_l0").shape[0]  # G * H  # noqa: B009 (registered dynamically)
+        total = 0
+        for k in range(self.num_layers):
+            f = self.input_size if k == 0 else d * h
+            total += d * 2 * gh * (f + h) * t * n
+        return total

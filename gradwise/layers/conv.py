@@ -367,6 +367,15 @@ class _ConvNd(Layer):
             parts.append("bias=False")
         return ", ".join(parts)
 
+    def flops(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
+        """``2 * (C_in / groups) * prod(k) * C_out`` per output position, for all N samples.
+
+        Output shape (N, C_out, *spatial_out): ``2 * (C_in / g) * prod(k) * C_out * prod(spatial_out) * N``
+        (see docs/summary.md).
+        """
+        per_position = (self.in_channels // self.groups) * math.prod(self.kernel_size)
+        return 2 * per_position * self.out_channels * math.prod(output_shape[2:]) * output_shape[0]
+
 
 class Conv1d(_ConvNd):
     """1-d convolution (cross-correlation) over sequences, as `torch.nn.Conv1d`.

@@ -224,6 +224,10 @@ class Embedding(Layer):
                 s += f", norm_type={self.norm_type}"
         return s
 
+    def input_dtype(self, floating: np.dtype) -> np.dtype:
+        """int64: an embedding reads indices (see `Layer.input_dtype`). A lookup counts 0 FLOPs."""
+        return np.dtype(np.int64)
+
 
 def _position(flat_index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
     """The multi-index of a flat position, as plain ints (for messages)."""

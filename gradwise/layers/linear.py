@@ -111,3 +111,8 @@ class Linear(Layer):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+    def flops(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
+        """``2 * in * out`` per output row: ``2 * in * out * prod(y.shape[:-1])`` (see docs/summary.md)."""
+        rows = int(np.prod(output_shape[:-1], dtype=np.int64))  # every row, every position of a sequence
+        return 2 * self.in_features * self.out_features * rows

@@ -258,3 +258,8 @@ class Parallel(Layer):
         self._sizes = None
         grads = tuple(backward_of(branch, g, input_grad) for branch, g in zip(self.children(), pieces))
         return grads if input_grad else None
+
+    def input_dtype(self, floating: np.dtype) -> tuple[np.dtype, ...]:  # type: ignore[override]
+        """One dtype per branch, each what the branch reads (`floating` for a nested multi-input branch)."""
+        dtypes = (branch.input_dtype(floating) for branch in self.children())
+        return tuple(np.dtype(floating) if isinstance(d, tuple) else d for d in dtypes)

@@ -41,6 +41,10 @@ class Adadelta(Optimizer):
         :math:`\lambda \ge 0`, L2 penalty added to the gradient.
     maximize : bool, default False
         Ascend the objective instead of descending it.
+    flat : bool, default False
+        One contiguous buffer per param group, updated in one call (see `Optimizer`).
+    flush_denormals : bool, default True
+        Set subnormal parameters and state entries to zero after each step (see `Optimizer`).
 
     Notes
     -----
@@ -71,6 +75,9 @@ class Adadelta(Optimizer):
         eps: float = 1e-6,
         weight_decay: float = 0.0,
         maximize: bool = False,
+        *,
+        flat: bool = False,
+        flush_denormals: bool = True,
     ) -> None:
         defaults = {
             "lr": lr,
@@ -79,7 +86,7 @@ class Adadelta(Optimizer):
             "weight_decay": weight_decay,
             "maximize": maximize,
         }
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, flat=flat, flush_denormals=flush_denormals)
 
     _positive = ("eps",)
     _nonnegative = ("weight_decay",)

@@ -40,6 +40,10 @@ class Adagrad(Optimizer):
         :math:`\epsilon > 0`, added *outside* the square root.
     maximize : bool, default False
         Ascend the objective instead of descending it.
+    flat : bool, default False
+        One contiguous buffer per param group, updated in one call (see `Optimizer`).
+    flush_denormals : bool, default True
+        Set subnormal parameters and state entries to zero after each step (see `Optimizer`).
 
     Notes
     -----
@@ -74,6 +78,9 @@ class Adagrad(Optimizer):
         initial_accumulator_value: float = 0.0,
         eps: float = 1e-10,
         maximize: bool = False,
+        *,
+        flat: bool = False,
+        flush_denormals: bool = True,
     ) -> None:
         defaults = {
             "lr": lr,
@@ -83,7 +90,7 @@ class Adagrad(Optimizer):
             "eps": eps,
             "maximize": maximize,
         }
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, flat=flat, flush_denormals=flush_denormals)
 
     _positive = ("eps",)
     _nonnegative = ("lr_decay", "weight_decay", "initial_accumulator_value")

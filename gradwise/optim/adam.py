@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from gradwise.core import Parameter
+from gradwise.optim import _fused
 from gradwise.optim.optimizer import LearningRate, Optimizer, blocks, objective_grad
 
 
@@ -49,6 +50,15 @@ class Adam(Optimizer):
     decoupled_weight_decay : bool, default False
         Shrink the parameters by :math:`1-\alpha\lambda` before the step (AdamW) instead of
         adding :math:`\lambda\theta` to the gradient (L2 regularization, Adam's classic form).
+    fused : bool or None, default None
+        Update each parameter in one compiled pass over its memory (numba, the ``gradwise[fast]``
+        extra), with results identical to the NumPy reference bit for bit. None: when numba is
+        installed; True: require it (``ModuleNotFoundError`` naming the extra otherwise); False:
+        the NumPy reference. ``torch.optim.Adam`` calls its variants ``fused=``/``foreach=``.
+    flat : bool, default False
+        One contiguous buffer per param group, updated in one call (see `Optimizer`).
+    flush_denormals : bool, default True
+        Set subnormal parameters and moments to zero after each step (see `Optimizer`).
 
     Notes
     -----
@@ -85,6 +95,10 @@ class Adam(Optimizer):
         amsgrad: bool = False,
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
+        *,
+        fused: bool | None = None,
+        flat: bool = False,
+        flush_denormals: bool = True,
     ) -> None:
         defaults = {
             "lr": lr,
@@ -95,7 +109,9 @@ class Adam(Optimizer):
             "maximize": maximize,
             "decoupled_weight_decay": decoupled_weight_decay,
         }
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, flat=flat, flush_denormals=flush_denormals,
+                         fused=_fused.resolve(fused, "Adam",
+                                               type(self)._update is not Adam._update))
 
     _positive = ("eps",)
     _nonnegative = ("weight_decay",)
@@ -167,6 +183,37 @@ class Adam(Optimizer):
             np.divide(m, denom, out=update)
             np.subtract(theta, update, out=theta)
 
+    def _fused_update(
+        self, p: Parameter, state: dict[str, Any], group: Mapping[str, Any], lr: float
+    ) -> bool:
+        # The same update as `_update`, in one compiled pass (gradwise/optim/_fused.py).
+        beta1, beta2 = (float(b) for b in group["betas"])
+        eps = float(group["eps"])
+        wd = float(group["weight_decay"])
+        decoupled = bool(group["decoupled_weight_decay"])
+        amsgrad = bool(group["amsgrad"])
+        if amsgrad and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = np.zeros_like(p.data)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        vmax = state["max_exp_avg_sq"] if amsgrad else v
+        if not all(a.flags.c_contiguous for a in (p.data, p.grad, m, v, vmax)):
+            return False
+        state["step"] += 1
+        t = state["step"]
+        step_size = lr / (1 - beta1**t)
+        sqrt_bc2 = math.sqrt(1 - beta2**t)
+        move = step_size != 0
+        dt = p.data.dtype.type
+        _fused.run(
+            "adam", p.data.size, p.data.reshape(-1), p.grad.reshape(-1), m.reshape(-1),
+            v.reshape(-1), vmax.reshape(-1), dt(1 - lr * wd), dt(wd), dt(beta1), dt(1 - beta1),
+            dt(beta2), dt(1 - beta2), dt(1 / (step_size * sqrt_bc2) if move else 0),
+            dt(eps / step_size if move else 0), dt(np.finfo(dt).tiny), dt(0),
+            decoupled and wd != 0, wd != 0 and not decoupled, bool(group["maximize"]), amsgrad,
+            move, self.flush_denormals,
+        )
+        return True
+
 def AdamW(  # noqa: N802 -- named like the published algorithm and torch.optim.AdamW
     params: Iterable[Parameter] | Iterable[Mapping[str, Any]],
     lr: LearningRate = 1e-3,
@@ -175,6 +222,10 @@ def AdamW(  # noqa: N802 -- named like the published algorithm and torch.optim.A
     weight_decay: float = 1e-2,
     amsgrad: bool = False,
     maximize: bool = False,
+    *,
+    fused: bool | None = None,
+    flat: bool = False,
+    flush_denormals: bool = True,
 ) -> Adam:
     r"""AdamW (Loshchilov & Hutter, 2019): `Adam` with decoupled weight decay, default 1e-2.
 
@@ -184,7 +235,8 @@ def AdamW(  # noqa: N802 -- named like the published algorithm and torch.optim.A
     ``Adam(..., decoupled_weight_decay=True)``; a function rather than a subclass because the
     variant only changes the defaults (one level of classes), so the result is an `Adam`.
 
-    Parameters are those of `Adam`; `weight_decay` defaults to 1e-2 as in `torch.optim.AdamW`.
+    Parameters are those of `Adam` (``fused``, ``flat`` and ``flush_denormals`` included);
+    `weight_decay` defaults to 1e-2 as in `torch.optim.AdamW`.
 
     References
     ----------
@@ -199,4 +251,7 @@ def AdamW(  # noqa: N802 -- named like the published algorithm and torch.optim.A
         amsgrad=amsgrad,
         maximize=maximize,
         decoupled_weight_decay=True,
+        fused=fused,
+        flat=flat,
+        flush_denormals=flush_denormals,
     )

@@ -41,6 +41,10 @@ class Lion(Optimizer):
         :math:`\eta\lambda` the same.
     maximize : bool, default False
         Ascend the objective instead of descending it.
+    flat : bool, default False
+        One contiguous buffer per param group, updated in one call (see `Optimizer`).
+    flush_denormals : bool, default True
+        Set subnormal parameters and state entries to zero after each step (see `Optimizer`).
 
     Notes
     -----
@@ -72,6 +76,9 @@ class Lion(Optimizer):
         betas: tuple[float, float] = (0.9, 0.99),
         weight_decay: float = 0.0,
         maximize: bool = False,
+        *,
+        flat: bool = False,
+        flush_denormals: bool = True,
     ) -> None:
         defaults = {
             "lr": lr,
@@ -79,7 +86,7 @@ class Lion(Optimizer):
             "weight_decay": weight_decay,
             "maximize": maximize,
         }
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, flat=flat, flush_denormals=flush_denormals)
 
     _nonnegative = ("weight_decay",)
 

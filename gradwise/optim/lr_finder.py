@@ -9,95 +9,28 @@ exactly afterwards, so the test can run right before training. See ``docs/lr_fin
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gradwise.core import Layer
+from gradwise.optim.lr_curve import (
+    ABOVE_START,
+    MIN_FACTOR,
+    NON_FINITE,
+    LRFinderResult,
+    falling_at_end,
+    suggest_min_div10,
+    suggest_steepest,
+)
 
 if TYPE_CHECKING:
     from gradwise.losses import Loss, Penalty
     from gradwise.optim.optimizer import Optimizer
 
+# The result and the curve-reading functions live in lr_curve; importable from here as before.
 __all__ = ["LRFinderResult", "lr_find", "suggest_min_div10", "suggest_steepest"]
-
-
-@dataclass(frozen=True)
-class LRFinderResult:
-    """What `lr_find` measured, and the learning rates it suggests.
-
-    Attributes
-    ----------
-    lrs : (T,) float64
-        The first param group's learning rate at each recorded step (the ramp; other groups ran
-        at their own multiple of it).
-    losses : (T,) float64
-        The raw mini-batch loss at each step, measured *before* that step's update (penalty
-        included).
-    smoothed : (T,) float64
-        The bias-corrected exponential moving average of `losses` (see `lr_find`).
-    suggestion_steepest : float
-        The lr where the smoothed loss falls fastest per unit of log lr (`suggest_steepest`).
-    suggestion_min_div10 : float
-        The lr of the smoothed loss's minimum, divided by 10 (`suggest_min_div10`).
-    suggestion : float
-        The default suggestion: `suggestion_steepest`. It marks where learning is fastest, which
-        on the ramp is still well inside the stable range; the minimum of the smoothed loss sits
-        close to the edge of divergence (and the EMA's lag pushes it further right), so the
-        minimum/10 rule is a cautious second opinion that usually lands within a factor of a few
-        of the steepest point. fastai's default (``valley``) belongs to the same family: a point on
-        the descending slope, not at the bottom. If the loss never decreased (no negative slope),
-        it falls back to `suggestion_min_div10`.
-    start_lr, end_lr : float
-        The requested ramp.
-    num_steps : int
-        The requested number of steps; ``len(lrs)`` is smaller when the run stopped early.
-    stop_reason : str
-        ``"completed"``, ``"diverged"`` (smoothed loss above ``diverge_factor`` times its best),
-        ``"non-finite"`` (a NaN or infinite loss, not recorded) or ``"exhausted"`` (a one-shot
-        iterator ran out of batches).
-    """
-
-    lrs: np.ndarray
-    losses: np.ndarray
-    smoothed: np.ndarray
-    suggestion_steepest: float
-    suggestion_min_div10: float
-    suggestion: float
-    start_lr: float
-    end_lr: float
-    num_steps: int
-    stop_reason: str
-
-    @property
-    def diverged(self) -> bool:
-        """True when the run stopped because the loss blew up (the usual, healthy ending)."""
-        return self.stop_reason in ("diverged", "non-finite")
-
-    def plot(self, path: str | os.PathLike[str]) -> Path:
-        """Write the loss-vs-lr plot (log x axis, both suggestions marked) as a PNG; see
-        `gradwise.viz.plot_lr_finder`."""
-        from gradwise.viz import plot_lr_finder
-
-        return plot_lr_finder(self, path)
-
-    def rows(self) -> list[dict[str, float]]:
-        """One dict per step: ``step``, ``lr``, ``loss``, ``smoothed_loss`` (for a CSV)."""
-        return [
-            {"step": i, "lr": float(lr), "loss": float(raw), "smoothed_loss": float(s)}
-            for i, (lr, raw, s) in enumerate(zip(self.lrs, self.losses, self.smoothed))
-        ]
-
-    def __repr__(self) -> str:
-        return (
-            f"LRFinderResult(suggestion={self.suggestion:.3g}, steepest={self.suggestion_steepest:.3g}, "
-            f"min/10={self.suggestion_min_div10:.3g}, steps={len(self.lrs)}/{self.num_steps}, "
-            f"{self.stop_reason})"
-        )
 
 
 def lr_find(
@@ -109,8 +42,10 @@ def lr_find(
     start_lr: float = 1e-7,
     end_lr: float = 10.0,
     num_steps: int = 200,
-    smooth: float = 0.98,
+    smooth: float = 0.95,
     diverge_factor: float = 4.0,
+    min_fall: float = 0.05,
+    stop: bool = True,
     penalty: Penalty | None = None,
 ) -> LRFinderResult:
     r"""Run the learning-rate range test and restore everything it touched.
@@ -123,16 +58,33 @@ def lr_find(
 
     an exponential ramp: equal numbers of steps per decade, so the plot on a log lr axis is evenly
     sampled. The loss :math:`\ell_i` of each batch (measured before its update) is smoothed with
-    fastai's bias-corrected exponential moving average
+    a bias-corrected exponential moving average (as fastai's, and Adam's moments)
 
     .. math::
 
         a_i = \beta a_{i-1} + (1-\beta)\,\ell_i,\quad a_{-1} = 0,\qquad
-        s_i = \frac{a_i}{1-\beta^{i+1}},
+        s_i = \frac{a_i}{1-\beta^{i+1}}.
 
-    and the run stops as soon as :math:`s_i > \text{diverge\_factor} \cdot \min_{j \le i} s_j`
-    (that point is recorded) or a loss is NaN or infinite (that point is not recorded, and no
-    update is made with it).
+    The correction removes the pull towards :math:`a_{-1} = 0` at the start; it cannot remove
+    the lag: :math:`s_i` is a weighted mean of past losses, on average
+    :math:`\beta/(1-\beta)` steps old (19 steps, 0.76 decade of the default ramp, at
+    :math:`\beta = 0.95`; fastai's 0.98 would lag 49 steps, two decades).
+
+    The ramp is called diverged at the first step where one of these holds (and stops there
+    unless ``stop=False``):
+
+    - ``"above-start"``: the smoothed loss, after falling at least `min_fall` (5%) below the
+      starting level :math:`\bar\ell`, rises back above it: :math:`\min_{k \le j \le i} s_j \le
+      (1 - \text{min\_fall})\,\bar\ell` and :math:`s_i > \bar\ell`, where the warm-up is the
+      first :math:`k = \max(1, \lfloor n/10 \rfloor)` steps (where the lr is still too small to
+      matter, and which the suggestions skip too) and :math:`\bar\ell` is the mean raw loss
+      over it. This is the rule that fires for a classifier whose loss saturates near chance
+      instead of exploding. Measuring the fall only after the warm-up, by a margin, keeps batch
+      noise (and the few batches an early smoothed value averages) from firing it;
+    - ``"min-factor"``: :math:`s_i > \text{diverge\_factor} \cdot \min_{j \le i} s_j`
+      (fastai's rule, factor 4);
+    - ``"non-finite"``: a loss is NaN or infinite. That step is not recorded, no update is made
+      with it, and the ramp ends even with ``stop=False`` (there is nothing left to train).
 
     Parameters
     ----------
@@ -140,7 +92,7 @@ def lr_find(
         Put in train mode for the test.
     loss : Loss
         ``forward(scores, y) -> float``, ``backward() -> dL/dscores``; assumed positive (the
-        divergence test compares ratios).
+        divergence rules compare ratios).
     optimizer : Optimizer
         Built on ``model.parameters()``; any hyperparameters, any param groups.
     loader : iterable of (xb, yb)
@@ -153,16 +105,25 @@ def lr_find(
         Steps of the ramp, >= 2 (100 to 300 is typical: 200 gives 25 steps per decade over the
         default 8 decades).
     smooth : float
-        :math:`\beta \in [0, 1)` of the moving average; 0 disables smoothing.
+        :math:`\beta \in [0, 1)` of the moving average; 0 disables smoothing. pytorch-lr-finder
+        uses 0.95 too.
     diverge_factor : float
-        Stop when the smoothed loss exceeds this multiple (> 1) of its best value so far.
+        The ``"min-factor"`` rule's multiple (> 1) of the best smoothed loss so far.
+    min_fall : float
+        The fraction in [0, 1) by which the smoothed loss must have fallen below the starting
+        level before a rise back above it counts (``"above-start"``).
+    stop : bool
+        Stop at the first divergence (the default). False runs the whole ramp (up to a non-finite
+        loss) and still reports where it diverged.
     penalty : Penalty, optional
         A weight penalty added to the loss, as in `Trainer`.
 
     Returns
     -------
     LRFinderResult
-        The ramp, the raw and smoothed losses, and the suggestions.
+        The ramp, the raw and smoothed losses, the divergence and the suggestions; the
+        suggestions read the smoothed loss up to the divergence (without ``stop``, the points
+        after it are recorded and drawn but not read).
 
     Raises
     ------
@@ -191,7 +152,7 @@ def lr_find(
     boundary values?")
     fastai, ``Learner.lr_find`` and ``LRFinder`` callback (``fastai/callback/schedule.py``).
     """
-    _check_args(start_lr, end_lr, num_steps, smooth, diverge_factor)
+    _check_args(start_lr, end_lr, num_steps, smooth, diverge_factor, min_fall)
     groups = optimizer.param_groups
     base = [optimizer.current_lr(g) for g in groups]
     ratios = [b / base[0] for b in base] if base[0] > 0 else [1.0] * len(groups)
@@ -201,12 +162,18 @@ def lr_find(
     raw: list[float] = []
     smoothed: list[float] = []
     stop_reason = "completed"
+    rule: str | None = None
+    rule_step: int | None = None
+    rule_lr = math.nan
+    warmup = max(1, num_steps // 10)  # the suggestions skip the same steps
     params = model.parameters()
     dtype = model.dtype
     try:
         model.train()
         avg = 0.0
         best = math.inf
+        start = math.nan  # the starting level, known after the warm-up
+        best_after_warmup = math.inf
         batches = _cycle(loader)
         for i in range(num_steps):
             batch = next(batches, None)
@@ -228,7 +195,9 @@ def lr_find(
                         f"lr {lr:g}); check that the inputs are finite and standardized and that "
                         f"the loss matches the model's output"
                     )
-                stop_reason = "non-finite"
+                if rule is None:
+                    rule, rule_step, rule_lr = NON_FINITE, i, lr
+                    stop_reason = "diverged"
                 break
             optimizer.zero_grad()
             model.backward(loss.backward())
@@ -242,19 +211,33 @@ def lr_find(
             raw.append(value)
             smoothed.append(s)
             best = min(best, s)
-            if s > diverge_factor * best:
-                stop_reason = "diverged"
-                break
+            if i == warmup - 1:
+                start = math.fsum(raw) / warmup
+            elif i >= warmup:
+                best_after_warmup = min(best_after_warmup, s)
+            if rule is None:
+                if best_after_warmup <= (1 - min_fall) * start and s > start:
+                    rule = ABOVE_START
+                elif s > diverge_factor * best:
+                    rule = MIN_FACTOR
+                if rule is not None:
+                    rule_step, rule_lr = i, lr
+                    if stop:
+                        stop_reason = "diverged"
+                        break
     finally:
         snapshot.restore()
 
     if not lrs:
         raise ValueError("lr_find: the loader yielded no batch")
+    if math.isnan(start):
+        start = math.fsum(raw) / len(raw)  # ended within the warm-up
+    fell = best_after_warmup <= (1 - min_fall) * start
     lrs_a = np.asarray(lrs, dtype=np.float64)
     smooth_a = np.asarray(smoothed, dtype=np.float64)
-    skip_start = num_steps // 10
-    steepest = suggest_steepest(lrs_a, smooth_a, skip_start=skip_start)
-    min_div10 = suggest_min_div10(lrs_a, smooth_a, skip_start=skip_start)
+    read = len(lrs) if rule_step is None else min(rule_step + 1, len(lrs))  # up to the divergence
+    steepest = suggest_steepest(lrs_a[:read], smooth_a[:read], skip_start=num_steps // 10)
+    min_div10 = suggest_min_div10(lrs_a[:read], smooth_a[:read], skip_start=num_steps // 10)
     return LRFinderResult(
         lrs=lrs_a,
         losses=np.asarray(raw, dtype=np.float64),
@@ -266,78 +249,22 @@ def lr_find(
         end_lr=float(end_lr),
         num_steps=int(num_steps),
         stop_reason=stop_reason,
+        divergence=rule,
+        divergence_step=rule_step,
+        divergence_lr=float(rule_lr),
+        start_loss=float(start),
+        still_falling=rule is None and fell and falling_at_end(lrs_a, smooth_a),
+        diverge_factor=float(diverge_factor),
+        min_fall=float(min_fall),
     )
-
-
-# ------------------------------------------------------------------------------------ suggestions
-
-
-def _window(n: int, skip_start: int, skip_end: int) -> slice:
-    """The points a suggestion looks at: without the flat, noisy start (the EMA is still warming
-    up there) and the exploding end; the whole curve when too little would be left."""
-    if n - skip_start - skip_end >= 3:
-        return slice(skip_start, n - skip_end)
-    return slice(0, n)
-
-
-def suggest_steepest(
-    lrs: np.ndarray, smoothed: np.ndarray, *, skip_start: int = 0, skip_end: int = 5
-) -> float:
-    r"""The lr where the smoothed loss falls fastest per unit of log lr.
-
-    The slope :math:`\mathrm{d}s/\mathrm{d}\log_{10}\eta` is taken by central differences
-    (`np.gradient`, one-sided at the ends) over the window that leaves out the first `skip_start`
-    and last `skip_end` points (fastai leaves out the first tenth of the ramp and the last 5
-    points); the suggestion is the lr of the most negative slope.
-
-    Parameters
-    ----------
-    lrs : (T,) float, increasing
-    smoothed : (T,) float
-    skip_start, skip_end : int
-
-    Returns
-    -------
-    float
-        NaN when no slope in the window is negative (the loss never went down), or T < 2.
-    """
-    window = _window(len(lrs), skip_start, skip_end)
-    x = np.log10(np.asarray(lrs, dtype=np.float64)[window])
-    y = np.asarray(smoothed, dtype=np.float64)[window]
-    if x.size < 2:
-        return math.nan
-    slope = np.gradient(y, x)
-    i = int(np.argmin(slope))
-    return float(10 ** x[i]) if slope[i] < 0 else math.nan
-
-
-def suggest_min_div10(
-    lrs: np.ndarray, smoothed: np.ndarray, *, skip_start: int = 0, skip_end: int = 5
-) -> float:
-    """The lr of the smoothed loss's minimum over the same window as `suggest_steepest`, over 10.
-
-    One tenth of the rate at the bottom of the curve, which is already near divergence: Smith's
-    and fastai's rule of thumb for a safe maximum learning rate.
-
-    Parameters
-    ----------
-    lrs : (T,) float, increasing
-    smoothed : (T,) float
-
-    Returns
-    -------
-    float
-    """
-    window = _window(len(lrs), skip_start, skip_end)
-    x = np.asarray(lrs, dtype=np.float64)[window]
-    y = np.asarray(smoothed, dtype=np.float64)[window]
-    return float(x[int(np.argmin(y))] / 10)
 
 
 # ------------------------------------------------------------------------------------ helpers
 
 
-def _check_args(start_lr: float, end_lr: float, num_steps: int, smooth: float, diverge_factor: float) -> None:
+def _check_args(
+    start_lr: float, end_lr: float, num_steps: int, smooth: float, diverge_factor: float, min_fall: float
+) -> None:
     if not (math.isfinite(start_lr) and start_lr > 0):
         raise ValueError(f"lr_find: {start_lr=} must be a finite number > 0")
     if not (math.isfinite(end_lr) and end_lr > start_lr):
@@ -348,6 +275,8 @@ def _check_args(start_lr: float, end_lr: float, num_steps: int, smooth: float, d
         raise ValueError(f"lr_find: {smooth=} must be in [0, 1)")
     if not diverge_factor > 1:
         raise ValueError(f"lr_find: {diverge_factor=} must be > 1")
+    if not 0 <= min_fall < 1:
+        raise ValueError(f"lr_find: {min_fall=} must be in [0, 1)")
 
 
 def _cycle(loader: Iterable[Any]) -> Iterator[Any]:

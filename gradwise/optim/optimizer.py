@@ -14,23 +14,30 @@ parameter's first step.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from gradwise.core import Parameter
+from gradwise.optim._blocks import (  # noqa: F401 -- re-exported: the optimizers import them here
+    BLOCK_BYTES,
+    BLOCKING_MIN_BYTES,
+    FLUSH_BLOCK,
+    blocks,
+    flush_denormals,
+    objective_grad,
+)
+from gradwise.optim._flat import FlatGroup
+from gradwise.optim._state_dict import StateDictMixin
 
 #: A learning rate: a constant, or a schedule `f(step) -> float` where `step` is the number of
 #: optimizer steps already taken (0 on the first step).
 LearningRate = float | Callable[[int], float]
 
-# Key under which `state_dict()` records that a group's lr is a schedule (the function itself lives
-# in code, not in the checkpoint, so "lr" is saved as None).
-_SCHEDULE_FLAG = "lr_is_schedule"
 
 
-class Optimizer:
+class Optimizer(StateDictMixin):
     """Base class of every optimizer.
 
     Parameters
@@ -41,6 +48,22 @@ class Optimizer:
     defaults : mapping
         Every hyperparameter of the optimizer and its value for groups that do not override it.
         ``defaults["lr"]`` may be a float or a schedule ``f(step) -> float``.
+    flat : bool, default False
+        Copy each param group's parameters into one contiguous buffer (and their gradients into
+        another), rebinding every ``Parameter.data`` and ``Parameter.grad`` to a view into it, so
+        that one update (one kernel call) covers the whole group; the state (moments, momentum
+        buffers) is flat too, while `state` and `state_dict()` stay keyed per parameter. A
+        group's parameters must share one dtype. See docs/fused.md.
+    flush_denormals : bool, default True
+        After each update, set subnormal values (``0 < |x| < np.finfo(dtype).tiny``) of the
+        parameters and of the array state to zero: arithmetic on them is many times slower on
+        x86, and weights or moments decaying toward zero (dead units under an L2 penalty or
+        weight decay) end up there. PyTorch offers the process-wide switch
+        ``torch.set_flush_denormal(True)`` for the same reason; this is per optimizer. The
+        threshold is the dtype's own ``tiny`` (1.2e-38 in float32, 2.2e-308 in float64).
+    fused : bool, default False
+        Update with the compiled kernel of the subclass (see `SGD` and `Adam`, which resolve
+        their ``fused=None`` default); the base only stores the resolved choice.
 
     Attributes
     ----------
@@ -75,8 +98,19 @@ class Optimizer:
         self,
         params: Iterable[Parameter] | Iterable[Mapping[str, Any]],
         defaults: Mapping[str, Any],
+        *,
+        flat: bool = False,
+        flush_denormals: bool = True,
+        fused: bool = False,
     ) -> None:
         self.defaults: dict[str, Any] = dict(defaults)
+        #: Whether updates run in the compiled kernel (`_fused_update`) instead of `_update`.
+        self.fused: bool = bool(fused)
+        #: Whether subnormal parameters and state are set to zero after each update.
+        self.flush_denormals: bool = bool(flush_denormals)
+        #: Whether param groups live in flat buffers; `_flat[i]` is group i's `FlatGroup`.
+        self.flat: bool = bool(flat)
+        self._flat: list[FlatGroup] = []
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Parameter, dict[str, Any]] = {}
         self.step_count: int = 0
@@ -101,6 +135,9 @@ class Optimizer:
             self.add_param_group(group)
         if not any(group["params"] for group in self.param_groups):
             raise ValueError("params is empty: the optimizer has no parameter to update")
+        if self.flat:
+            self._flat = [FlatGroup(group["params"], index=i)
+                          for i, group in enumerate(self.param_groups)]
 
     # ------------------------------------------------------------------ groups
     def add_param_group(self, group: Mapping[str, Any]) -> None:
@@ -199,17 +236,64 @@ class Optimizer:
                 p.zero_grad()
 
     def step(self) -> None:
-        """Update every trainable parameter once from its current ``grad``, in place."""
-        for group in self.param_groups:
+        """Update every trainable parameter once from its current ``grad``, in place.
+
+        A flat group (``flat=True``) is updated in one call over its buffers when every
+        parameter is trainable, still a view into them, and at the same point of its state
+        (see `FlatGroup.ready`); otherwise parameter by parameter, with the same result.
+        """
+        for i, group in enumerate(self.param_groups):
             lr = self.current_lr(group)
+            flat = self._flat[i] if self._flat else None
+            if flat is not None and flat.ready(self.state, lambda p: self._init_state(p, group)):
+                self._apply(flat.view, flat.state, group, lr)
+                flat.sync(self.state)
+                continue
             for p in group["params"]:
                 if not p.requires_grad:
                     continue
                 state = self.state.get(p)
                 if state is None:
                     state = self.state[p] = self._init_state(p, group)
-                self._update(p, state, group, lr)
+                self._apply(p, state, group, lr)
         self.step_count += 1
+
+    def _apply(
+        self, p: Parameter, state: dict[str, Any], group: Mapping[str, Any], lr: float
+    ) -> None:
+        """One update of `p`: the compiled kernel (which flushes as it writes), or the NumPy
+        reference `_update` followed by `_flush`."""
+        if self.fused and self._fused_update(p, state, group, lr):
+            return
+        self._update(p, state, group, lr)
+        if self.flush_denormals:
+            self._flush(p, state)
+
+    def _fused_update(
+        self, p: Parameter, state: dict[str, Any], group: Mapping[str, Any], lr: float
+    ) -> bool:
+        """The compiled update of a subclass; returns False when it cannot handle these arrays
+        (the NumPy path then runs). The base has none."""
+        return False
+
+    def _flush(self, p: Parameter, state: Mapping[str, Any]) -> None:
+        """Set the subnormal entries of ``p.data`` and of `state`'s floating arrays to zero."""
+        arrays = [p.data] + [
+            v for k, v in state.items()
+            if isinstance(v, np.ndarray) and not k.startswith("_")
+            and np.issubdtype(v.dtype, np.floating) and v.size == p.data.size
+        ]
+        n = min(FLUSH_BLOCK, p.data.size)
+        flush_denormals(arrays, self._flush_buffer(p.data.dtype, n),
+                        self._flush_buffer(np.dtype(bool), n))
+
+    def _flush_buffer(self, dtype: np.dtype, size: int) -> np.ndarray:
+        """A 1-d scratch array of `dtype` with at least `size` entries, for `_flush`."""
+        key = (dtype, -1)
+        buf = self._workspace.get(key)
+        if buf is None or buf.size < size:
+            buf = self._workspace[key] = np.empty(size, dtype=dtype)
+        return buf
 
     def _init_state(self, p: Parameter, group: Mapping[str, Any]) -> dict[str, Any]:
         """Allocate the per-parameter state on its first step (default: none)."""
@@ -220,20 +304,20 @@ class Optimizer:
     ) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not define _update")
 
-    def _scratch(self, p: Parameter, slot: int = 0) -> np.ndarray:
-        """A scratch array shaped and typed like `p`; its content is garbage.
+    def _scratch(self, p: Parameter, slot: int = 0, dtype: np.dtype | None = None) -> np.ndarray:
+        """A scratch array shaped and typed like `p` (or of `dtype`); its content is garbage.
 
         Distinct `slot` numbers give non-overlapping arrays. The memory is shared between
         parameters of the same dtype and allocated once, at the size of the largest of them.
         """
-        key = (p.data.dtype, slot)
+        key = (p.data.dtype if dtype is None else dtype, slot)
         buf = self._workspace.get(key)
         if buf is None or buf.size < p.data.size:
             size = max(
                 [q.data.size for g in self.param_groups for q in g["params"]
                  if q.data.dtype == p.data.dtype] + [p.data.size]
             )
-            buf = self._workspace[key] = np.empty(size, dtype=p.data.dtype)
+            buf = self._workspace[key] = np.empty(size, dtype=key[0])
         return buf[: p.data.size].reshape(p.data.shape)
 
     def _grad_with_decay(self, p: Parameter, weight_decay: float, maximize: bool) -> np.ndarray:
@@ -253,148 +337,6 @@ class Optimizer:
             (np.subtract if maximize else np.add)(g, p.grad, out=g)
         return g
 
-    # ------------------------------------------------------------------ state dict
-    def _param_keys(self) -> list[str]:
-        """State-dict keys of all parameters in group order: names, or indices if names clash."""
-        names = [p.name for g in self.param_groups for p in g["params"]]
-        if all(names) and len(set(names)) == len(names):
-            return names
-        return [str(i) for i in range(len(names))]
-
-    def state_dict(self) -> dict[str, Any]:
-        """The optimizer's state as plain Python and NumPy (copies, safe to keep while training).
-
-        Returns
-        -------
-        dict
-            ``{"step_count": int, "param_groups": [...], "state": {key: {name: array or number}}}``.
-            Each group lists its hyperparameters and ``"params"``, the keys of its parameters:
-            their names (`Parameter.name`), or their positions as strings when some names are empty
-            or repeated. A schedule lr is saved as ``"lr": None`` with ``"lr_is_schedule": True``;
-            the function lives in code and is supplied again at construction. Scratch is not saved.
-        """
-        keys = iter(self._param_keys())
-        groups: list[dict[str, Any]] = []
-        state: dict[str, dict[str, Any]] = {}
-        for group in self.param_groups:
-            saved = {k: v for k, v in group.items() if k != "params"}
-            is_schedule = callable(group["lr"])
-            saved["lr"] = None if is_schedule else group["lr"]
-            saved[_SCHEDULE_FLAG] = is_schedule
-            saved["params"] = []
-            for p in group["params"]:
-                key = next(keys)
-                saved["params"].append(key)
-                if p in self.state:
-                    state[key] = {
-                        k: (v.copy() if isinstance(v, np.ndarray) else v)
-                        for k, v in self.state[p].items()
-                        if not k.startswith("_")
-                    }
-            groups.append(saved)
-        return {"step_count": self.step_count, "param_groups": groups, "state": state}
-
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore a `state_dict()`, so that training continues exactly as if never interrupted.
-
-        Parameters are matched by position (group by group), as in `torch.optim`; the saved keys
-        only locate each parameter's state. Arrays are copied into the existing buffers when there
-        are some, into new ones otherwise; hyperparameters are restored, except a schedule lr,
-        which must be supplied again at construction.
-
-        Raises
-        ------
-        ValueError
-            If the number of groups or of parameters in a group differs, a hyperparameter is
-            missing or unknown, a saved schedule lr meets a constant one, or a state array's shape
-            does not match (the message names the parameter). Nothing is changed in that case.
-        """
-        for key in ("step_count", "param_groups", "state"):
-            if key not in state_dict:
-                raise ValueError(f"load_state_dict: the state dict has no {key!r} entry")
-        saved_groups = list(state_dict["param_groups"])
-        saved_state: Mapping[str, Mapping[str, Any]] = state_dict["state"]
-        if len(saved_groups) != len(self.param_groups):
-            raise ValueError(
-                f"load_state_dict: the state dict has {len(saved_groups)} param groups, "
-                f"the optimizer has {len(self.param_groups)}"
-            )
-
-        # Check everything before changing anything.
-        plan: list[tuple[Parameter, dict[str, Any], Mapping[str, Any] | None]] = []
-        for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
-            keys = list(saved.get("params", []))
-            if len(keys) != len(group["params"]):
-                raise ValueError(
-                    f"load_state_dict: param group {i} has {len(keys)} parameters in the state "
-                    f"dict but {len(group['params'])} in the optimizer"
-                )
-            hyper = set(saved) - {"params", _SCHEDULE_FLAG}
-            expected = set(group) - {"params"}
-            if hyper != expected:
-                raise ValueError(
-                    f"load_state_dict: param group {i} has hyperparameters {sorted(hyper)} in the "
-                    f"state dict but {sorted(expected)} in {type(self).__name__}"
-                )
-            if saved.get(_SCHEDULE_FLAG, False) and not callable(group["lr"]):
-                raise ValueError(
-                    f"load_state_dict: param group {i} was saved with a schedule lr; construct "
-                    f"the optimizer with the same schedule before loading"
-                )
-            for key, p in zip(keys, group["params"]):
-                entry = saved_state.get(str(key))
-                if entry is not None:
-                    self._check_saved_state(p, group, str(key), entry)
-                plan.append((p, group, entry))
-
-        self.step_count = int(state_dict["step_count"])
-        for group, saved in zip(self.param_groups, saved_groups):
-            for k, v in saved.items():
-                if k in ("params", _SCHEDULE_FLAG) or (k == "lr" and saved.get(_SCHEDULE_FLAG)):
-                    continue
-                # A JSON round trip turns tuples (betas) into lists.
-                group[k] = tuple(v) if isinstance(group[k], tuple) else v
-        new_state: dict[Parameter, dict[str, Any]] = {}
-        for p, group, entry in plan:
-            if entry is None:
-                continue
-            target = self.state.get(p)
-            if target is None:
-                target = self._init_state(p, group)
-            for k in [k for k in target if not k.startswith("_") and k not in entry]:
-                del target[k]
-            for k, v in entry.items():
-                if isinstance(v, (np.ndarray, list)):
-                    v = np.asarray(v)
-                    buf = target.get(k)
-                    if isinstance(buf, np.ndarray) and buf.shape == v.shape:
-                        np.copyto(buf, v, casting="unsafe")
-                    else:
-                        dtype = p.data.dtype if np.issubdtype(v.dtype, np.floating) else v.dtype
-                        target[k] = np.array(v, dtype=dtype, copy=True)
-                else:
-                    target[k] = v.item() if isinstance(v, np.generic) else v
-            new_state[p] = target
-        self.state.clear()
-        self.state.update(new_state)
-
-    def _check_saved_state(
-        self, p: Parameter, group: Mapping[str, Any], key: str, entry: Mapping[str, Any]
-    ) -> None:
-        current = self.state.get(p)
-        template = current if current is not None else self._init_state(p, group)
-        for k, v in entry.items():
-            if not isinstance(v, (np.ndarray, list)):
-                continue
-            shape = np.shape(v)
-            buf = template.get(k)
-            want = buf.shape if isinstance(buf, np.ndarray) else p.data.shape
-            if shape != want:
-                raise ValueError(
-                    f"load_state_dict: state {k!r} of parameter {p.name or key!r} has shape "
-                    f"{shape} in the state dict but {want} in the optimizer"
-                )
-
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:
         hyper = ", ".join(
@@ -406,52 +348,3 @@ class Optimizer:
             f"{type(self).__name__}({hyper}; {len(self.param_groups)} group(s), "
             f"{n_params} parameter(s))"
         )
-
-
-# A parameter larger than BLOCKING_MIN_BYTES is updated in blocks of BLOCK_BYTES: every
-# operation of the update runs on one block before the next block is read, so the block and its
-# temporaries stay in cache (L2) and each array crosses the memory bus once per step instead of
-# once per operation (PERF-NOTES.md: "count passes over memory"). A smaller parameter's arrays
-# fit in the last-level cache together, where blocking measured no gain, only the per-block
-# Python overhead. The operations are element-wise, so the result is the same, bit for bit.
-BLOCK_BYTES = 1 << 18
-BLOCKING_MIN_BYTES = 1 << 22
-
-
-def blocks(
-    arrays: Sequence[np.ndarray], scratch: Sequence[np.ndarray] = ()
-) -> Iterator[tuple[np.ndarray, ...]]:
-    """Matching blocks of the same-shaped `arrays`, followed by equally long views of `scratch`.
-
-    Each block is a tuple ``(*array_blocks, *scratch_blocks)``. The scratch views always start
-    at the beginning of each scratch array, so every block reuses the same (cached) memory.
-    Arrays of at most `BLOCKING_MIN_BYTES`, or that are not all C-contiguous (flattening would
-    copy), come back whole, as a single block.
-    """
-    size = arrays[0].size
-    block = max(1, BLOCK_BYTES // arrays[0].itemsize)
-    if (arrays[0].nbytes <= max(BLOCKING_MIN_BYTES, BLOCK_BYTES)
-            or not all(a.flags.c_contiguous for a in (*arrays, *scratch))):
-        yield (*arrays, *scratch)
-        return
-    flat = [a.reshape(-1) for a in arrays]
-    flat_scratch = [s.reshape(-1) for s in scratch]
-    for lo in range(0, size, block):
-        hi = min(lo + block, size)
-        yield (*(a[lo:hi] for a in flat), *(s[: hi - lo] for s in flat_scratch))
-
-
-def objective_grad(
-    grad: np.ndarray, theta: np.ndarray, weight_decay: float, maximize: bool, out: np.ndarray
-) -> np.ndarray:
-    """``(-grad if maximize else grad) + weight_decay * theta`` (torch's order), written to `out`;
-    `grad` itself, unchanged, when there is nothing to add. The block-wise form of
-    `Optimizer._grad_with_decay`."""
-    if weight_decay == 0 and not maximize:
-        return grad
-    if weight_decay == 0:
-        np.negative(grad, out=out)
-    else:
-        np.multiply(theta, weight_decay, out=out)
-        (np.subtract if maximize else np.add)(out, grad, out=out)
-    return out

@@ -58,6 +58,10 @@ class RAdam(Optimizer):
         adding :math:`\lambda\theta` to the gradient.
     maximize : bool, default False
         Ascend the objective instead of descending it.
+    flat : bool, default False
+        One contiguous buffer per param group, updated in one call (see `Optimizer`).
+    flush_denormals : bool, default True
+        Set subnormal parameters and state entries to zero after each step (see `Optimizer`).
 
     Notes
     -----
@@ -91,6 +95,9 @@ class RAdam(Optimizer):
         weight_decay: float = 0.0,
         decoupled_weight_decay: bool = False,
         maximize: bool = False,
+        *,
+        flat: bool = False,
+        flush_denormals: bool = True,
     ) -> None:
         defaults = {
             "lr": lr,
@@ -100,7 +107,7 @@ class RAdam(Optimizer):
             "decoupled_weight_decay": decoupled_weight_decay,
             "maximize": maximize,
         }
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, flat=flat, flush_denormals=flush_denormals)
 
     _positive = ("eps",)
     _nonnegative = ("weight_decay",)

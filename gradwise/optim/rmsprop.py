@@ -48,6 +48,10 @@ class RMSprop(Optimizer):
         its uncentered second moment.
     maximize : bool, default False
         Ascend the objective instead of descending it.
+    flat : bool, default False
+        One contiguous buffer per param group, updated in one call (see `Optimizer`).
+    flush_denormals : bool, default True
+        Set subnormal parameters and state entries to zero after each step (see `Optimizer`).
 
     Notes
     -----
@@ -85,6 +89,9 @@ class RMSprop(Optimizer):
         momentum: float = 0.0,
         centered: bool = False,
         maximize: bool = False,
+        *,
+        flat: bool = False,
+        flush_denormals: bool = True,
     ) -> None:
         defaults = {
             "lr": lr,
@@ -95,7 +102,7 @@ class RMSprop(Optimizer):
             "centered": centered,
             "maximize": maximize,
         }
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, flat=flat, flush_denormals=flush_denormals)
 
     _positive = ("eps",)
     _nonnegative = ("weight_decay", "momentum")

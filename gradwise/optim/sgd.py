@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from gradwise.core import Parameter
+from gradwise.optim import _fused
 from gradwise.optim.optimizer import LearningRate, Optimizer, blocks, objective_grad
 
 
@@ -44,6 +45,15 @@ class SGD(Optimizer):
         Nesterov momentum; requires ``momentum > 0`` and ``dampening == 0``.
     maximize : bool, default False
         Ascend the objective instead of descending it.
+    fused : bool or None, default None
+        Update each parameter in one compiled pass over its memory (numba, the ``gradwise[fast]``
+        extra), with results identical to the NumPy reference bit for bit. None: when numba is
+        installed; True: require it (``ModuleNotFoundError`` naming the extra otherwise); False:
+        the NumPy reference. ``torch.optim.SGD`` calls its variants ``fused=``/``foreach=``.
+    flat : bool, default False
+        One contiguous buffer per param group, updated in one call (see `Optimizer`).
+    flush_denormals : bool, default True
+        Set subnormal parameters and momentum entries to zero after each step (see `Optimizer`).
 
     Notes
     -----
@@ -76,6 +86,10 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
         nesterov: bool = False,
         maximize: bool = False,
+        *,
+        fused: bool | None = None,
+        flat: bool = False,
+        flush_denormals: bool = True,
     ) -> None:
         defaults = {
             "lr": lr,
@@ -85,7 +99,9 @@ class SGD(Optimizer):
             "nesterov": nesterov,
             "maximize": maximize,
         }
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, flat=flat, flush_denormals=flush_denormals,
+                         fused=_fused.resolve(fused, "SGD",
+                                               type(self)._update is not SGD._update))
 
     _nonnegative = ("momentum", "weight_decay")
 
@@ -142,3 +158,27 @@ class SGD(Optimizer):
             # theta_t = theta_{t-1} - lr * d_t
             np.multiply(d, lr, out=tmp)
             np.subtract(theta, tmp, out=theta)
+
+    def _fused_update(
+        self, p: Parameter, state: dict[str, Any], group: Mapping[str, Any], lr: float
+    ) -> bool:
+        # The same update as `_update`, in one compiled pass (gradwise/optim/_fused.py).
+        mu = float(group["momentum"])
+        tau = float(group["dampening"])
+        wd = float(group["weight_decay"])
+        b = state.get("momentum_buffer") if mu != 0 else None
+        first = mu != 0 and b is None
+        arrays = [p.data, p.grad] + ([] if b is None else [b])
+        if not all(a.flags.c_contiguous for a in arrays):
+            return False
+        if first:
+            b = state["momentum_buffer"] = np.empty_like(p.data)
+        dt = p.data.dtype.type
+        _fused.run(
+            "sgd", p.data.size, p.data.reshape(-1), p.grad.reshape(-1),
+            p.data.reshape(-1) if b is None else b.reshape(-1),
+            dt(wd), dt(mu), dt(1 - tau), dt(lr), dt(np.finfo(dt).tiny), dt(0),
+            wd != 0, bool(group["maximize"]), mu != 0, first, tau != 0,
+            bool(group["nesterov"]), self.flush_denormals,
+        )
+        return True

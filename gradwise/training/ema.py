@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradwise.training.callbacks import (
+from gradwise.training.callback_base import (
     Callback,
     Logs,
     _count,

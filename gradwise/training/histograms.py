@@ -2,8 +2,9 @@
 
 `HistogramSnapshots` records, at the end of chosen epochs, a histogram of every parameter's values
 and of its gradient, and saves it (a few kilobytes) in ``RUN/histograms/epoch_0005.safetensors``;
-`gradwise.viz.plot_run` and ``gradwise plot RUN`` redraw them later as
-``RUN/plots/histograms_epoch_0005.png``. Watching them tells whether weights still move, whether a
+`gradwise.viz.plot_run` and ``gradwise plot RUN`` draw them as
+``RUN/plots/histograms_epoch_0005.png`` (this module computes and stores the data; `gradwise.viz`
+draws it). Watching them tells whether weights still move, whether a
 layer's gradients vanish or explode compared with the others, and whether a frozen layer stayed
 frozen (Glorot & Bengio, 2010, plot the same per-layer distributions to diagnose saturation).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,9 +137,13 @@ class HistogramSnapshots(Callback):
         trainer's run directory (one of the two is required).
     bins : int
         Bins per histogram.
-    plot : bool
-        Also draw ``histograms_epoch_0005.png`` at once (into ``RUN/plots``, or `out_dir` when the
-        trainer has no run directory). ``gradwise plot RUN`` redraws them from the files anyway.
+    draw : callable, optional
+        Also draw each snapshot at once, as ``draw(data, path, title=...)`` with the
+        `histogram_data` dict, the PNG path ``RUN/plots/histograms_epoch_0005.png`` (or in
+        `out_dir` when the trainer has no run directory) and a title such as ``"after epoch 5"``;
+        pass `gradwise.viz.plot_histogram_data` (``gradwise train`` does). By default nothing is
+        drawn during training: a run directory's plots are drawn from the saved files when the run
+        finishes, and ``gradwise plot RUN`` redraws them at any time.
 
     Attributes
     ----------
@@ -152,7 +157,7 @@ class HistogramSnapshots(Callback):
         every: int | None = None,
         out_dir: str | os.PathLike[str] | None = None,
         bins: int = 50,
-        plot: bool = True,
+        draw: Callable[..., object] | None = None,
     ) -> None:
         super().__init__()
         chosen = []
@@ -166,11 +171,13 @@ class HistogramSnapshots(Callback):
             raise ValueError("HistogramSnapshots: give epochs=(...) or every=k")
         if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
             raise ValueError(f"HistogramSnapshots: {bins=} must be an integer >= 1")
+        if draw is not None and not callable(draw):
+            raise ValueError(f"HistogramSnapshots: draw={draw!r} must be a function (data, path, title=...) or None")
         self.epochs = tuple(sorted(set(chosen)))
         self.every = None if every is None else int(every)
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.bins = int(bins)
-        self.plot = bool(plot)
+        self.draw = draw
         self.taken: list[int] = []
 
     def _dirs(self) -> tuple[Path, Path]:
@@ -194,10 +201,8 @@ class HistogramSnapshots(Callback):
         data_dir, plot_dir = self._dirs()
         data = histogram_data(self.model, self.bins)
         save_histograms(histogram_file(data_dir, done), data, epoch=done)
-        if self.plot:
-            from gradwise.viz import plot_histogram_data
-
-            plot_histogram_data(data, plot_dir / f"histograms_epoch_{done:04d}.png", title=f"after epoch {done}")
+        if self.draw is not None:
+            self.draw(data, plot_dir / f"histograms_epoch_{done:04d}.png", title=f"after epoch {done}")
         self.taken.append(done)
 
     def state_dict(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import math
 import os
 from typing import Any
 
-from gradwise.training.callbacks import resolve_mode
+from gradwise.training.callback_base import resolve_mode
 from gradwise.training.rundir import atomic_write_bytes, is_finite_number, read_csv_rows, rows_to_csv
 
 __all__ = ["History"]

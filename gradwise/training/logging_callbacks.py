@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 
-from gradwise.training.callbacks import (
+from gradwise.training.callback_base import (
     Callback,
     Logs,
     _improves,

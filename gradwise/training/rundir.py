@@ -8,12 +8,15 @@ Layout (see ``docs/training.md``)::
       metrics.json                final metrics, wall time, steps (`write_metrics`)
       checkpoints/best.safetensors, checkpoints/last.safetensors   (`save_weights`)
       checkpoints/latest, checkpoints/step-XXXXXXXX/   resumable checkpoints (`gradwise.training.checkpoint`)
-      plots/*.png                 (`plots_dir`)
+      batch_loss.csv              the loss of every iteration (`BATCH_LOSS_FILE`)
+      plots/*.png                 (`plots_dir`; drawn by the `plot` function the caller gives
+                                  `RunRecorder`, e.g. `gradwise.viz.plot_run`: training never imports viz)
 
-Every file is written through `atomic_write_bytes`: a temporary file in the same directory,
-flushed and fsynced, then renamed over the target with `os.replace`. A crash or a full disk
-mid-write leaves the previous version of the file intact, never a truncated one. `safetensors`
-and `tomli_w` are imported on first use, so importing gradwise stays fast.
+Every file is written through `atomic_write_bytes` (`gradwise.fileio`, re-exported here): a
+temporary file in the same directory, flushed and fsynced, then renamed over the target with
+`os.replace`. A crash or a full disk mid-write leaves the previous version of the file intact,
+never a truncated one. `safetensors` and `tomli_w` are imported on first use, so importing
+gradwise stays fast.
 """
 
 from __future__ import annotations
@@ -23,75 +26,35 @@ import io
 import json
 import math
 import os
-import secrets
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradwise.training.callbacks import resolve_mode
+# Re-exported: the run directory's writers and their callers have always imported them from here.
+from gradwise.fileio import atomic_write_bytes, fsync_dir
+from gradwise.training.callback_base import resolve_mode
 
 if TYPE_CHECKING:
     from gradwise.core import Layer
     from gradwise.training.trainer import Trainer
 
-__all__ = ["RunDir", "RunRecorder", "atomic_write_bytes", "fsync_dir", "read_csv_rows", "rows_to_csv"]
+__all__ = [
+    "BATCH_LOSS_FILE",
+    "RunDir",
+    "RunRecorder",
+    "atomic_write_bytes",
+    "fsync_dir",
+    "read_csv_rows",
+    "rows_to_csv",
+]
 
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write `data` to `path` so that readers see either the old file or the new one, never a mix.
-
-    Parameters
-    ----------
-    path : path-like
-        Target file; its parent directory must exist.
-    data : bytes
-        The complete new content.
-
-    Returns
-    -------
-    Path
-        `path` as a `Path`.
-    """
-    path = Path(path)
-    # Same directory as the target: os.replace is only atomic within one file system.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # os.open with mode 0o666 lets the umask decide permissions (mkstemp would force 0o600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    fsync_dir(path.parent)
-    return path
-
-
-def fsync_dir(directory: Path) -> None:
-    """Flush a directory's entries (a rename into it) to disk; a no-op where that is impossible."""
-    # POSIX only: Windows cannot open directories, and the rename is durable enough there.
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+#: The per-iteration losses a finished run leaves (``RUN/batch_loss.csv``, columns ``batch`` and
+#: ``loss``), for the plots: ``history.csv`` has one row per epoch only. `gradwise.viz` reads it.
+BATCH_LOSS_FILE = "batch_loss.csv"
 
 
 # ----------------------------------------------------------------------------------------- CSV
@@ -331,19 +294,24 @@ class RunRecorder:
 
     After each epoch: the row goes to ``history.csv`` and, when the monitored value improves, the
     weights to ``checkpoints/best.safetensors``. At the end of `fit`: ``checkpoints/last.safetensors``,
-    ``metrics.json`` and the plots. Weights containing NaN or inf are never written, so a
-    divergence cannot spoil the best (or last) checkpoint. The best value persists across `fit`
-    calls.
+    ``metrics.json``, ``batch_loss.csv`` and, with `plot`, the plots. Weights containing NaN or
+    inf are never written, so a divergence cannot spoil the best (or last) checkpoint. The best
+    value persists across `fit` calls.
 
     Parameters
     ----------
     run : RunDir
     monitor : str
         The logs key to watch; minimized for losses and errors, maximized otherwise.
+    plot : callable, optional
+        Called as ``plot(run.path)`` once everything else is written (also after a divergence),
+        to draw ``RUN/plots``: `gradwise.viz.plot_run`, which ``gradwise train`` passes. Plotting
+        sits above training, so the recorder is handed the function instead of importing it.
     """
 
-    def __init__(self, run: RunDir, monitor: str) -> None:
+    def __init__(self, run: RunDir, monitor: str, plot: Callable[[Path], object] | None = None) -> None:
         self.run = run
+        self.plot = plot
         self.requested_monitor = monitor
         self.monitor = monitor
         self.mode = resolve_mode(monitor, "auto")
@@ -410,13 +378,11 @@ class RunRecorder:
         columns: Sequence[str] | None = None,
         diverged_at: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Write the last weights (unless diverged), ``metrics.json`` and the plots; return the summary.
+        """Write the last weights (unless diverged), ``metrics.json``, ``batch_loss.csv`` and the plots.
 
         `columns` (given after a divergence) rewrites ``history.csv`` so that it exists, with its
-        header, even when the first epoch diverged.
+        header, even when the first epoch diverged. Returns the summary written to ``metrics.json``.
         """
-        from gradwise.viz import BATCH_LOSS_FILE, plot_run
-
         history = trainer.history
         if columns is not None:
             self.run.write_history(history.epochs, columns=columns)
@@ -444,5 +410,6 @@ class RunRecorder:
         # Per-iteration losses for `gradwise plot` (history.csv has one row per epoch only).
         rows = [{"batch": i, "loss": v} for i, v in enumerate(history.batch_loss, start=1)]
         atomic_write_bytes(self.run.path / BATCH_LOSS_FILE, rows_to_csv(rows, ["batch", "loss"]))
-        plot_run(self.run.path)
+        if self.plot is not None:
+            self.plot(self.run.path)
         return summary

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gradwise.optim.schedules import Scaled
-from gradwise.training.callbacks import Callback, Logs, resolve_mode
+from gradwise.training.callback_base import Callback, Logs, resolve_mode
 
 if TYPE_CHECKING:
     from gradwise.optim import Optimizer

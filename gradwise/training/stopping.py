@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gradwise.core import Layer, Sequential
-from gradwise.training.callbacks import (
+from gradwise.training.callback_base import (
     Callback,
     Logs,
     _count,

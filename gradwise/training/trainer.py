@@ -20,6 +20,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence, Sized
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -76,6 +77,11 @@ class Trainer:
     checkpoint_every : int, optional
         A run directory gets a resumable checkpoint (`gradwise.training.checkpoint`) after every
         epoch; this adds one every `checkpoint_every` optimizer steps (``docs/checkpoints.md``).
+    keep_checkpoints : int
+        Resumable checkpoints kept (>= 1): ``latest`` and older ones to fall back to if it is damaged.
+    plot : callable, optional
+        ``plot(run_path)`` draws ``RUN/plots`` when `fit` ends (`gradwise.viz.plot_run`, as
+        ``gradwise train`` passes); without it, ``gradwise plot RUN`` draws them later.
     accumulate : int
         Sum the gradients of `accumulate` consecutive batches of an epoch, then update once: for
         a mean loss, the update of one batch of all their samples. ``global_step`` counts updates,
@@ -113,6 +119,8 @@ class Trainer:
         clip_grad_value: float | None = None,
         checkpoint_every: int | None = None,
         accumulate: int = 1,
+        keep_checkpoints: int = checkpoint.KEEP,
+        plot: Callable[[Path], object] | None = None,
     ) -> None:
         if not isinstance(model, Layer):
             raise TypeError(f"Trainer: model must be a gradwise Layer, got {type(model).__name__}")
@@ -140,7 +148,10 @@ class Trainer:
             raise ValueError(f"Trainer: {checkpoint_every=} must be an integer >= 1 (optimizer steps)")
         if checkpoint_every is not None and run_dir is None:
             raise ValueError("Trainer: checkpoint_every needs a run_dir to write the checkpoints into")
+        if not (_is_int(keep_checkpoints) and keep_checkpoints >= 1):
+            raise ValueError(f"Trainer: {keep_checkpoints=} must be an integer >= 1")
         self.checkpoint_every = None if checkpoint_every is None else int(checkpoint_every)
+        self.keep_checkpoints = int(keep_checkpoints)
         self.accumulate = int(accumulate)
         self.clip_grad_norm, self.clip_grad_value = clip_grad_norm, clip_grad_value
         self.model = model
@@ -153,7 +164,7 @@ class Trainer:
         if run_dir is not None and not isinstance(run_dir, RunDir):
             run_dir = RunDir.create(run_dir)
         self.run_dir: RunDir | None = run_dir
-        self._recorder = None if run_dir is None else RunRecorder(run_dir, self.monitor)
+        self._recorder = None if run_dir is None else RunRecorder(run_dir, self.monitor, plot=plot)
         self.callbacks = CallbackList(callbacks, trainer=self)
         self.history = History()
         self.epoch = 0
@@ -167,7 +178,8 @@ class Trainer:
     # ------------------------------------------------------------------ fit
     def fit(
         self, train_loader: Iterable[Any], val_loader: Iterable[Any] | None = None, epochs: int = 1,
-        resume_from: str | os.PathLike[str] | None = None,
+        resume_from: str | os.PathLike[str] | checkpoint.Resumable | None = None,
+        strict_resume: bool = False,
     ) -> History:
         """Train for `epochs` more epochs.
 
@@ -181,7 +193,10 @@ class Trainer:
         resume_from : path-like, optional
             A run directory (or checkpoint) to continue: this call repeats the interrupted one.
             With everything built as then and the same `epochs`, it ends with the same weights,
-            bit for bit, as a run never interrupted (``docs/checkpoints.md``).
+            bit for bit, as a run never interrupted (``docs/checkpoints.md``). If ``latest`` is
+            damaged, the newest older checkpoint that verifies is used (with `ResumeWarning`s).
+        strict_resume : bool
+            Stop at a damaged ``latest`` instead of falling back to an older checkpoint.
 
         Returns
         -------
@@ -195,7 +210,8 @@ class Trainer:
             directory keeps its best checkpoint; ``history.csv``, ``metrics.json`` (status
             "diverged") and the plots are written first.
         ValueError
-            If the checkpoint to resume from is unreadable or does not fit (nothing is changed).
+            If the checkpoint to resume from does not fit, or no checkpoint verifies (nothing is
+            changed); `CorruptCheckpoint` (a ValueError) with `strict_resume`.
         """
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
             raise ValueError(f"Trainer.fit: {epochs=} must be an integer >= 1")
@@ -205,7 +221,9 @@ class Trainer:
         recorder = self._recorder
         if recorder is not None:
             recorder.begin(self._columns())
-        point = None if resume_from is None else checkpoint.resume(self, train_loader, resume_from, int(epochs))
+        point = None if resume_from is None else checkpoint.resume(
+            self, train_loader, resume_from, int(epochs), strict=bool(strict_resume)
+        )
         self._fit_start_epoch = self.epoch if point is None else point.fit_start_epoch
         stopped = point is not None and point.stopped  # the call being repeated had stopped early
         total = self.epoch if stopped else self._fit_start_epoch + int(epochs)

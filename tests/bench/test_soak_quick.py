@@ -1,7 +1,8 @@
 """Smoke test of bench/soak_resume.py: `--quick` kills `gradwise train` 3 times and resumes it.
 
 The script asserts the substance itself (exit status 1 otherwise): every checkpoint seen after a
-kill reads back and verifies, and the final weights and history equal an uninterrupted run's.
+kill reads back and verifies, the checkpoint it damaged after one kill is passed over on resume
+and kept as ``*.corrupt``, and the final weights and history equal an uninterrupted run's.
 Speed is never asserted; the timeout only catches a hang.
 """
 
@@ -41,4 +42,9 @@ def test_quick_soak_killed_three_times_and_ended_identical(quick_soak: subproces
     assert re.search(r"^identical to the uninterrupted run: yes$", out, flags=re.MULTILINE), out
     line = r"^checkpoints verified after kills: \d+; latest step after each kill: \["
     assert re.search(line, out, flags=re.MULTILINE), out
+    damaged = (
+        r"^checkpoints damaged after a kill: 1 \['step-\d{8}(-end)?'\]; "
+        r"passed over on resume and kept as \*\.corrupt: yes$"
+    )
+    assert re.search(damaged, out, flags=re.MULTILINE), out
     assert "FAILED" not in out

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gradwise.cli import config
+from gradwise import losses
 from gradwise.cli.config import default_config_text
 from gradwise.data import make_spiral
 from gradwise.optim import schedules
@@ -97,7 +98,7 @@ def test_overrides():
     assert cfg.section("train")["epochs"] == 7
     assert cfg.section("optimizer")["type"] == "SGD"
     assert cfg.section("model")["layers"][2]["out_features"] == 4
-    assert isinstance(config.build_penalty(cfg), config.losses.L2)
+    assert isinstance(config.build_penalty(cfg), losses.L2)
 
 
 @pytest.mark.parametrize("bad", ["train.epochs", "epochs=3", "model.layers.9.out_features=4"])

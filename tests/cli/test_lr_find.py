@@ -10,6 +10,8 @@ import pytest
 
 from gradwise.cli.__main__ import main
 
+MNIST1D_MLP = str(Path(__file__).resolve().parents[2] / "examples" / "mnist1d_mlp.toml")
+
 SPIRAL = """
 [data]
 dataset = "spiral"
@@ -62,6 +64,35 @@ def test_writes_the_plot_and_the_csv_and_prints_a_suggestion(tmp_path: Path, cap
     suggestion = float(match.group(1))
     assert 1e-5 <= suggestion <= float(rows[-1]["lr"])
     assert "steepest descent" in out and "minimum / 10" in out
+
+
+@pytest.mark.slow
+def test_mnist1d_example_diverges_by_the_above_start_rule_without_end_lr_advice(tmp_path: Path, capsys) -> None:
+    # Issue 16: the loss saturates near chance (ln 10 = 2.30) instead of exploding; the 4x rule
+    # alone let the ramp run to lr 10 and advised a larger --end-lr.
+    code, out, err = run([MNIST1D_MLP, "--out", str(tmp_path / "lr")], capsys)
+    assert code == 0, err
+    match = re.search(r"(\d+) steps: diverged at lr (\S+) \(step (\d+)\) and stopped: the smoothed loss fell to "
+                      r"\S+, then rose back above its starting level", out)
+    assert match is not None, out
+    assert 0.1 <= float(match.group(2)) <= 3 and int(match.group(1)) == int(match.group(3)) + 1 < 200
+    assert "--end-lr" not in out
+    suggestions = [float(v) for v in re.findall(r"(?:steepest descent|minimum / 10): +(\S+)", out)]
+    assert len(suggestions) == 2 and all(1e-4 < v < float(match.group(2)) for v in suggestions)
+    with open(tmp_path / "lr" / "lr_find.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == int(match.group(1))
+
+    code, out, err = run([MNIST1D_MLP, "--out", str(tmp_path / "whole"), "--no-stop"], capsys)
+    assert code == 0, err
+    assert re.search(rf"200 steps, last lr 10: diverged at lr {re.escape(match.group(2))} \(step {match.group(3)}\)", out)
+    assert "--end-lr" not in out
+
+
+def test_a_ramp_that_ends_while_the_loss_falls_advises_a_larger_end_lr(tmp_path: Path, capsys) -> None:
+    code, out, err = run([MNIST1D_MLP, "--out", str(tmp_path / "lr"), "--end-lr", "3e-3"], capsys)
+    assert code == 0, err
+    assert "200 steps, last lr 0.003: the smoothed loss was still falling" in out
+    assert "(try a larger --end-lr)" in out
 
 
 def test_default_directory_is_a_fresh_timestamped_run(tmp_path: Path, capsys, monkeypatch) -> None:

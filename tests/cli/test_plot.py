@@ -32,7 +32,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = gw.Sequential(Linear(2, 16, rng=rng), ReLU(), Linear(16, 3, rng=rng))
     gw.Trainer(
         model, SoftmaxCrossEntropy(), gw.optim.Adam(model.parameters(), lr=1e-2), metrics=[accuracy],
-        progress=False, run_dir=run, callbacks=[HistogramSnapshots(epochs=(3,), plot=False)],
+        progress=False, run_dir=run, callbacks=[HistogramSnapshots(epochs=(3,))],
     ).fit(DataLoader(x, y, batch_size=40), DataLoader(x, y, batch_size=120), epochs=3)
     return run
 

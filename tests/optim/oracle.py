@@ -166,7 +166,7 @@ def dtypes_of(opt: Any, params: list[Parameter]) -> set[np.dtype]:
     """Every dtype among the parameters, their gradients, their array state and the scratch."""
     arrays = [a for p in params for a in (p.data, p.grad)]
     arrays += [v for p in params for v in opt.state[p].values() if isinstance(v, np.ndarray)]
-    arrays += list(opt._workspace.values())
+    arrays += [w for w in opt._workspace.values() if np.issubdtype(w.dtype, np.floating)]
     return {a.dtype for a in arrays}
 
 

@@ -1,5 +1,6 @@
-"""Tests of gradwise/optim/lr_finder.py: the ramp, the stopping rules, exact restoration of the model
-and optimizer, the suggestions, and that the suggestion is a learning rate that trains well."""
+"""Tests of gradwise/optim/lr_finder.py and gradwise/optim/lr_curve.py: the ramp, the divergence rules
+(on scripted loss sequences), exact restoration of the model and optimizer, the suggestions, and that
+the suggestion is a learning rate that trains well."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gradwise.data import DataLoader, load_mnist1d
 from gradwise.layers import Linear, ReLU
 from gradwise.losses import L2, MSE, SoftmaxCrossEntropy
 from gradwise.optim import SGD, Adam
+from gradwise.optim.lr_curve import ABOVE_START, MIN_FACTOR, NON_FINITE, falling_at_end
 from gradwise.optim.lr_finder import (
     LRFinderResult,
     lr_find,
@@ -220,32 +222,125 @@ def test_a_one_shot_iterator_is_not_cycled() -> None:
 # ------------------------------------------------------------------------------------ stopping
 
 
-def test_stops_when_the_smoothed_loss_passes_four_times_its_best() -> None:
+class Scripted(MSE):
+    """MSE whose reported loss is the next value of a script (its gradient is still MSE's)."""
+
+    def __init__(self, values: list[float]) -> None:
+        super().__init__()
+        self.values = list(values)
+        self.calls = 0
+
+    def forward(self, scores: np.ndarray, y: np.ndarray) -> float:
+        super().forward(scores, y)
+        self.calls += 1
+        return self.values[self.calls - 1]
+
+
+def scripted(values: list[float], **kwargs: Any) -> LRFinderResult:
+    """`lr_find` over len(values) steps whose losses are `values`; smooth=0 (the smoothed loss is
+    the raw one) unless given, so that each rule can be placed on an exact step."""
+    model = mlp(5)
+    x, y = regression(5)
+    options = {"start_lr": 1e-6, "end_lr": 1.0, "num_steps": len(values), "smooth": 0.0, **kwargs}
+    return lr_find(model, Scripted(values), SGD(model.parameters(), lr=1e-9),
+                   DataLoader(x, y, batch_size=16, dtype=np.float64), **options)
+
+
+def ramp(n: int, i: int) -> float:
+    return 1e-6 * (1.0 / 1e-6) ** (i / (n - 1))
+
+
+# 100 steps: a warm-up of 10 at 2.3, a fall to 1.8 by step 50, then a climb back: above 2.3 at step 80.
+SATURATING = [2.3] * 10 + list(np.linspace(2.3, 1.8, 40)) + list(np.linspace(1.8, 2.3, 30)) + [2.31] + [2.5] * 19
+
+
+def test_above_start_fires_when_the_loss_rises_back_above_its_start_after_falling() -> None:
+    result = scripted(SATURATING)
+    assert (result.divergence, result.divergence_step, result.stop_reason) == (ABOVE_START, 80, "diverged")
+    assert len(result.lrs) == 81 and result.divergence_lr == result.lrs[-1] == ramp(100, 80)
+    assert result.start_loss == pytest.approx(2.3, rel=1e-15) and result.diverged and not result.still_falling
+    assert "diverged at lr" in result.summary() and "rose back above its starting level 2.3" in result.summary()
+    assert "--end-lr" not in result.summary()
+    assert result.suggestion <= result.divergence_lr
+    # 4x the minimum (7.2) is never reached: only the new rule sees this divergence.
+    assert scripted(SATURATING, min_fall=0.5).divergence is None  # a 22% fall is not 50%
+
+
+def test_above_start_ignores_noise_in_the_warm_up_and_a_loss_that_never_fell() -> None:
+    rng = np.random.default_rng(0)
+    # A deep dip inside the warm-up, then noise of +-4% around the start: no 5% fall after it.
+    noisy = [2.3, 1.0, 2.3, 2.9, 2.3, 2.3, 2.3, 2.3, 2.3, 2.3] + list(2.3 + 0.09 * rng.uniform(-1, 1, 90))
+    result = scripted(noisy)
+    assert result.divergence is None and result.stop_reason == "completed" and len(result.lrs) == 100
+    assert "never fell 5% below its start" in result.summary()
+    # With the default smoothing (beta = 0.95) the same for much larger batch noise.
+    assert scripted(list(2.3 * np.exp(0.3 * rng.standard_normal(100))), smooth=0.95).divergence is None
+
+
+def test_min_factor_fires_past_four_times_the_minimum() -> None:
+    # Falls from 1 to 0.1, then climbs: 0.41 > 4 x 0.1 at step 60, still far below the start.
+    values = [1.0] * 10 + list(np.geomspace(1.0, 0.1, 40)) + list(np.linspace(0.1, 0.4, 10)) + [0.41] * 40
+    result = scripted(values)
+    assert (result.divergence, result.divergence_step, len(result.lrs)) == (MIN_FACTOR, 60, 61)
+    assert "passed 4x its minimum" in result.summary()
+    assert scripted(values, diverge_factor=5.0).divergence is None
+
+
+def test_a_non_finite_loss_ends_the_run_unrecorded() -> None:
+    values = SATURATING[:30] + [math.nan] + SATURATING[31:]
+    for stop in (True, False):
+        result = scripted(values, stop=stop)
+        assert (result.divergence, result.divergence_step, result.stop_reason) == (NON_FINITE, 30, "diverged")
+        assert len(result.lrs) == 30 and result.divergence_lr == ramp(100, 30)
+        assert np.isfinite(result.losses).all() and np.isfinite(result.smoothed).all()
+        assert "NaN or infinite" in result.summary()
+
+
+def test_no_stop_runs_the_whole_ramp_and_reports_the_first_divergence() -> None:
+    stopped = scripted(SATURATING)
+    whole = scripted(SATURATING, stop=False)
+    assert whole.stop_reason == "completed" and len(whole.lrs) == 100
+    assert (whole.divergence, whole.divergence_step, whole.divergence_lr) == (
+        stopped.divergence, stopped.divergence_step, stopped.divergence_lr)
+    np.testing.assert_array_equal(whole.smoothed[:81], stopped.smoothed)
+    # The suggestions read the curve up to the divergence only: the same with or without stop.
+    assert (whole.suggestion_steepest, whole.suggestion_min_div10) == (
+        stopped.suggestion_steepest, stopped.suggestion_min_div10)
+    assert not whole.still_falling
+
+
+def test_a_larger_end_lr_is_advised_only_while_the_loss_still_falls() -> None:
+    falling = scripted([2.3] * 10 + list(np.linspace(2.3, 1.5, 90)), smooth=0.95)
+    assert falling.divergence is None and falling.still_falling
+    assert "still falling" in falling.summary() and "try a larger --end-lr" in falling.summary()
+    bottomed = scripted([2.3] * 10 + list(np.linspace(2.3, 1.5, 60)) + list(np.linspace(1.5, 1.8, 30)))
+    assert bottomed.divergence is None and not bottomed.still_falling
+    assert "--end-lr" not in bottomed.summary() and "no longer falling" in bottomed.summary()
+    lrs = np.logspace(-3, 0, 30)
+    assert falling_at_end(lrs, -np.log10(lrs)) and not falling_at_end(lrs, np.log10(lrs))
+    assert not falling_at_end(lrs[:1], np.ones(1))
+
+
+def test_a_real_ramp_diverges_and_reports_its_rule() -> None:
     model = mlp(5)
     x, y = regression(5)
     loader = DataLoader(x, y, batch_size=16, shuffle=True, rng=np.random.default_rng(0), dtype=np.float64)
     result = lr_find(model, MSE(), SGD(model.parameters()), loader, start_lr=1e-4, end_lr=1e3, num_steps=150)
-    assert result.stop_reason == "diverged" and result.diverged
-    assert len(result.lrs) < 150
+    assert result.stop_reason == "diverged" and result.diverged and len(result.lrs) < 150
     best = np.minimum.accumulate(result.smoothed)
-    assert result.smoothed[-1] > 4 * best[-1]
-    assert np.all(result.smoothed[:-1] <= 4 * best[:-1])  # and not a step earlier
+    if result.divergence == MIN_FACTOR:
+        assert result.smoothed[-1] > 4 * best[-1]
+        assert np.all(result.smoothed[:-1] <= 4 * best[:-1])  # and not a step earlier
+    else:
+        assert result.divergence in (ABOVE_START, NON_FINITE)
 
 
-def test_a_non_finite_loss_ends_the_run_unrecorded() -> None:
-    class NaNAfter(MSE):
-        calls = 0
-
-        def forward(self, scores: np.ndarray, y: np.ndarray) -> float:
-            NaNAfter.calls += 1
-            return math.nan if NaNAfter.calls > 12 else super().forward(scores, y)
-
-    model = mlp(6)
-    x, y = regression(6)
-    result = lr_find(model, NaNAfter(), SGD(model.parameters()), DataLoader(x, y, batch_size=16, dtype=np.float64),
-                     start_lr=1e-6, end_lr=1e-5, num_steps=40)
-    assert result.stop_reason == "non-finite" and len(result.lrs) == 12
-    assert np.isfinite(result.losses).all() and np.isfinite(result.smoothed).all()
+def test_the_plot_method_is_gone_with_a_pointer_to_viz() -> None:
+    result = scripted(SATURATING)
+    with pytest.raises(AttributeError, match=r"gradwise\.viz\.plot_lr_finder\(result, path\)"):
+        result.plot("x.png")
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        result.nope  # noqa: B018
 
 
 def test_a_non_finite_first_loss_is_an_error() -> None:
@@ -267,6 +362,8 @@ def test_a_non_finite_first_loss_is_an_error() -> None:
         ({"num_steps": 2.5}, "num_steps"),
         ({"smooth": 1.0}, "smooth"),
         ({"diverge_factor": 1.0}, "diverge_factor"),
+        ({"min_fall": 1.0}, "min_fall"),
+        ({"min_fall": -0.1}, "min_fall"),
     ],
 )
 def test_invalid_arguments_are_named(kwargs: dict, name: str) -> None:

@@ -42,13 +42,28 @@ def mu(t: int, beta1: float = 0.9, psi: float = 4e-3) -> float:
     return beta1 * (1 - 0.5 * 0.96 ** (t * psi))
 
 
+def f32(x: float) -> float:
+    """`x` rounded to float32 (the running product of mu_t is, as in torch)."""
+    return float(np.float32(x))
+
+
+def prod(*mus: float) -> float:
+    """The running product of `mus` as NAdam keeps it: rounded to float32 after each factor."""
+    out = 1.0
+    for m in mus:
+        out = f32(f32(out) * f32(m))
+    return out
+
+
 # ---------------------------------------------------------------------- golden steps
 def test_golden_first_step_in_numbers(tol) -> None:
     # mu_1 = 0.9 (1 - 0.5 * 0.96^0.004) = 0.450073473591296
     # mu_2 = 0.9 (1 - 0.5 * 0.96^0.008) = 0.450146935186218
-    # step factor lr (1 + 0.1 mu_2 / (1 - mu_1 mu_2)) = 0.105645177835539, times g / (|g| + eps)
+    # prod_1 = f32(mu_1) = 0.4500734806060791 (float32, as torch keeps it)
+    # step factor lr ((1 - mu_1) / (1 - prod_1) + 0.1 mu_2 / (1 - prod_1 mu_2))
+    #   = 0.105645179133479, times g / (|g| + eps)
     theta, _ = run([G1])
-    np.testing.assert_allclose(theta, [0.894354824277365, -1.894354826390268],
+    np.testing.assert_allclose(theta, [0.894354822979424, -1.894354825092328],
                                rtol=tol.optim_golden)
 
 
@@ -57,29 +72,36 @@ def test_golden_first_step(tol) -> None:
     # theta_1 = theta_0
     #           - lr [(1 - mu_1) / (1 - mu_1) + mu_2 * 0.1 / (1 - mu_1 mu_2)] g / (|g| + eps)
     mu1, mu2 = mu(1), mu(2)
-    expected = THETA0 - LR * (1 + 0.1 * mu2 / (1 - mu1 * mu2)) * G1 / (np.abs(G1) + EPS)
+    # (1 - mu_1) / (1 - prod_1) is 1 up to the float32 rounding of prod_1 = f32(mu_1)
+    p1 = prod(mu1)
+    expected = THETA0 - LR * ((1 - mu1) / (1 - p1) + 0.1 * mu2 / (1 - p1 * mu2)) * G1 / (
+        np.abs(G1) + EPS)
     theta, opt = run([G1])
     np.testing.assert_allclose(theta, expected, rtol=tol.optim_golden)
-    assert opt.state[next(iter(opt.state))]["mu_product"] == mu1
+    assert opt.state[next(iter(opt.state))]["mu_product"] == f32(mu1)
 
 
 def test_golden_first_step_without_momentum_decay(tol) -> None:
-    # psi = 0: mu_t = 0.45 for all t, prod = 0.45, then 0.2025
-    expected = THETA0 - LR * (1 + 0.1 * 0.45 / (1 - 0.2025)) * G1 / (np.abs(G1) + EPS)
+    # psi = 0: mu_t = 0.45 for all t, prod = f32(0.45), then f32(0.45) * 0.45
+    p1 = prod(0.45)
+    expected = THETA0 - LR * ((1 - 0.45) / (1 - p1) + 0.1 * 0.45 / (1 - p1 * 0.45)) * G1 / (
+        np.abs(G1) + EPS)
     theta, _ = run([G1], momentum_decay=0.0)
     np.testing.assert_allclose(theta, expected, rtol=tol.optim_golden)
 
 
 def test_golden_second_step(tol) -> None:
     mu1, mu2, mu3 = mu(1), mu(2), mu(3)
-    theta1 = THETA0 - LR * (1 + 0.1 * mu2 / (1 - mu1 * mu2)) * G1 / (np.abs(G1) + EPS)
+    p1, p2 = prod(mu1), prod(mu1, mu2)
+    theta1 = THETA0 - LR * ((1 - mu1) / (1 - p1) + 0.1 * mu2 / (1 - p1 * mu2)) * G1 / (
+        np.abs(G1) + EPS)
     m2 = np.array([0.045 + 0.01, -0.0225 + 0.03])               # 0.9 * 0.1 g_1 + 0.1 g_2
     # 0.999 * 0.001 g_1^2 + 0.001 g_2^2
     v2 = np.array([0.00024975 + 0.00001, 0.0000624375 + 0.00009])
     delta2 = np.sqrt(v2 / (1 - 0.999**2)) + EPS
     expected = (theta1
-                - LR * (1 - mu2) / (1 - mu1 * mu2) * G2 / delta2
-                - LR * mu3 / (1 - mu1 * mu2 * mu3) * m2 / delta2)
+                - LR * (1 - mu2) / (1 - p2) * G2 / delta2
+                - LR * mu3 / (1 - p2 * mu3) * m2 / delta2)
     theta, _ = run([G1, G2])
     np.testing.assert_allclose(theta, expected, rtol=tol.optim_golden)
 
@@ -87,7 +109,8 @@ def test_golden_second_step(tol) -> None:
 @pytest.mark.parametrize("decoupled", [False, True])
 def test_golden_first_step_weight_decay(tol, decoupled: bool) -> None:
     mu1, mu2 = mu(1), mu(2)
-    factor = LR * (1 + 0.1 * mu2 / (1 - mu1 * mu2))
+    p1 = prod(mu1)
+    factor = LR * ((1 - mu1) / (1 - p1) + 0.1 * mu2 / (1 - p1 * mu2))
     if decoupled:
         # theta_0 (1 - lr wd) = [0.99, -1.98], then the step on the raw gradient
         expected = THETA0 * (1 - LR * 0.1) - factor * G1 / (np.abs(G1) + EPS)
@@ -134,16 +157,12 @@ def test_invalid_arguments(kwargs: dict, match: str) -> None:
 
 # ---------------------------------------------------------------------- torch oracle
 @pytest.fixture
-def torch64() -> Iterator[object]:
-    """torch with float64 as its default dtype, restored afterwards.
-
-    torch.optim.NAdam keeps its running product of mu_t in a tensor of the default dtype; in
-    float32 that alone makes 200 steps drift ~2e-10 away from the exact product (kept in float64
-    here).
-    """
+def torch32() -> Iterator[object]:
+    """torch with its default dtype float32, as users run it (where torch.optim.NAdam keeps its
+    running product of mu_t in float32, which NAdam reproduces), restored afterwards."""
     torch = pytest.importorskip("torch")
     before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
+    torch.set_default_dtype(torch.float32)
     try:
         yield torch
     finally:
@@ -163,23 +182,23 @@ GRID = [
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("config", GRID, ids=config_id)
-def test_trajectory_matches_torch(tol, torch64, config: dict) -> None:
+def test_trajectory_matches_torch(tol, torch32, config: dict) -> None:
     ours, theirs = trajectories(
         lambda ps: NAdam(ps, lr=0.01, betas=(0.8, 0.99), **config),
-        lambda ts: torch64.optim.NAdam(ts, lr=0.01, betas=(0.8, 0.99), **config),
+        lambda ts: torch32.optim.NAdam(ts, lr=0.01, betas=(0.8, 0.99), **config),
     )
     assert rel_error(ours, theirs, "NAdam") < tol.optim_oracle
 
 
 @pytest.mark.oracle
-def test_param_groups_and_schedule_match_torch(tol, torch64) -> None:
+def test_param_groups_and_schedule_match_torch(tol, torch32) -> None:
     def groups(ps: list) -> list[dict]:
         return [{"params": [ps[0]], "lr": 0.03, "betas": (0.5, 0.9), "momentum_decay": 0.1},
                 {"params": [ps[1]], "weight_decay": 0.0}]
 
     ours, theirs = trajectories(
         lambda ps: NAdam(groups(ps), lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
-        lambda ts: torch64.optim.NAdam(groups(ts), lr=0.01, weight_decay=0.1,
+        lambda ts: torch32.optim.NAdam(groups(ts), lr=0.01, weight_decay=0.1,
                                        decoupled_weight_decay=True),
     )
     assert rel_error(ours, theirs, "NAdam") < tol.optim_oracle
@@ -189,10 +208,32 @@ def test_param_groups_and_schedule_match_torch(tol, torch64) -> None:
 
     ours, theirs = trajectories(
         lambda ps: NAdam(ps, lr=schedule, weight_decay=0.1),
-        lambda ts: torch64.optim.NAdam(ts, lr=1.0, weight_decay=0.1),
-        torch_after_step=lambda topt: torch64.optim.lr_scheduler.LambdaLR(topt, schedule).step,
+        lambda ts: torch32.optim.NAdam(ts, lr=1.0, weight_decay=0.1),
+        torch_after_step=lambda topt: torch32.optim.lr_scheduler.LambdaLR(topt, schedule).step,
     )
     assert rel_error(ours, theirs, "NAdam") < tol.optim_oracle
+
+
+@pytest.mark.oracle
+def test_issue_8_case_matches_torch_elementwise(tol, torch32) -> None:
+    # lr 2e-3, default betas and momentum_decay, 200 float64 steps on a 7x5 parameter with
+    # standard-normal gradients (weights, then gradients, from default_rng(0)); the float64
+    # product of mu_t used to put this 5e-10 away from torch.
+    torch = torch32
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((7, 5))
+    grads = [rng.standard_normal((7, 5)) for _ in range(200)]
+    p = Parameter(w.copy(), name="w")
+    t = torch.nn.Parameter(torch.from_numpy(w.copy()))
+    opt, topt = NAdam([p], lr=2e-3), torch.optim.NAdam([t], lr=2e-3)
+    for g in grads:
+        p.grad[...] = g
+        t.grad = torch.from_numpy(g.copy())
+        opt.step()
+        topt.step()
+    theirs = t.detach().numpy()
+    assert np.max(np.abs(p.data - theirs) / np.abs(theirs)) < tol.optim_oracle_elementwise
+    assert opt.state[p]["mu_product"] == topt.state[t]["mu_product"].item()
 
 
 # ---------------------------------------------------------------------- state, memory, dtype
@@ -218,7 +259,7 @@ def test_mu_product_is_a_float_in_the_state_dict() -> None:
     opt.step()
     entry = opt.state_dict()["state"]["w"]
     assert set(entry) == {"step", "mu_product", "exp_avg", "exp_avg_sq"}
-    assert isinstance(entry["mu_product"], float) and entry["mu_product"] == mu(1) * mu(2)
+    assert isinstance(entry["mu_product"], float) and entry["mu_product"] == prod(mu(1), mu(2))
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

@@ -205,7 +205,8 @@ def test_float32_stays_float32(name: str) -> None:
     for p in ps:
         assert p.data.dtype == np.float32 and p.grad.dtype == np.float32
         assert all(v.dtype == np.float32 for v in opt.state[p].values() if isinstance(v, np.ndarray))
-    assert all(w.dtype == np.float32 for w in opt._workspace.values())
+    # (the flush's mask scratch is bool)
+    assert all(w.dtype in (np.float32, np.bool_) for w in opt._workspace.values())
 
 
 @pytest.mark.parametrize("name", ["sgd-nesterov", "sgd-dampening-maximize",
@@ -228,11 +229,13 @@ def test_a_step_allocates_no_array_memory(name: str) -> None:
 
 def test_scratch_is_shared_and_sized_for_the_largest_parameter() -> None:
     ps = make_params()
-    opt = Adam(ps, weight_decay=0.1)
+    opt = Adam(ps, weight_decay=0.1, fused=False)
     fill_grads(ps, np.random.default_rng(0))
     opt.step()
+    # slots 0 and 1 of the update; -1: |x| and its mask in the denormal flush
     assert {k: w.size for k, w in opt._workspace.items()} == {
-        (np.dtype(np.float64), 0): 12, (np.dtype(np.float64), 1): 12
+        (np.dtype(np.float64), 0): 12, (np.dtype(np.float64), 1): 12,
+        (np.dtype(np.float64), -1): 12, (np.dtype(bool), -1): 12,
     }
 
 

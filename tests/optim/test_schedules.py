@@ -1,4 +1,4 @@
-"""Tests of gradwise/optim/schedules.py: torch.optim.lr_scheduler oracles, purity, argument checks.
+"""Tests of gradwise/optim/schedules/ (decay.py, composite.py): torch.optim.lr_scheduler oracles, purity, argument checks.
 
 Step convention: our ``f(step)`` is the rate of optimizer step number `step` (0-based); on the
 torch side that is ``group["lr"]`` read just before the step-th ``optimizer.step()``, the

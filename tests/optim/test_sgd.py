@@ -8,7 +8,7 @@ from oracle import allocated_by_a_step, config_id, rel_error, trajectories
 
 from gradwise.core import Parameter
 from gradwise.optim import SGD
-from gradwise.optim import optimizer as optimizer_module
+from gradwise.optim import _blocks as optimizer_module
 from gradwise.optim.optimizer import BLOCK_BYTES
 
 THETA0 = [1.0, -2.0]
@@ -178,7 +178,7 @@ def test_blocked_update_equals_the_whole_array_update(monkeypatch, kwargs: dict,
     assert init.nbytes > 2 * BLOCK_BYTES and len(list(optimizer_module.blocks([init]))) > 2
     blocked, whole = Parameter(init.copy()), Parameter(init.copy())
     whole.data, whole.grad = np.asfortranarray(whole.data), np.asfortranarray(whole.grad)
-    opts = [SGD([blocked], lr=0.1, **kwargs), SGD([whole], lr=0.1, **kwargs)]
+    opts = [SGD([blocked], lr=0.1, fused=False, **kwargs), SGD([whole], lr=0.1, fused=False, **kwargs)]
     for g in grads:
         for p, opt in zip((blocked, whole), opts):
             p.grad[...] = g
@@ -189,5 +189,6 @@ def test_blocked_update_equals_the_whole_array_update(monkeypatch, kwargs: dict,
 
 def test_a_blocked_step_allocates_no_array_memory(monkeypatch) -> None:
     monkeypatch.setattr(optimizer_module, "BLOCKING_MIN_BYTES", 0)  # 100,000 float32: 2 blocks
-    allocated, nbytes = allocated_by_a_step(lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1))
+    allocated, nbytes = allocated_by_a_step(
+        lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1, fused=False))
     assert allocated < 0.02 * nbytes  # views and Python floats only

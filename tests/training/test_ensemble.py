@@ -1,4 +1,4 @@
-"""Tests for gradwise/training/ensemble.py: averaging, the gain over members, snapshots."""
+"""Tests for gradwise/training/ensemble/ (model.py, members.py): averaging, the gain over members, snapshots."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from gradwise.losses import L2, MSE, SoftmaxCrossEntropy
 from gradwise.optim import SGD, Adam
 from gradwise.training import Callback, History, RunDir, Trainer, TrainingDiverged
 from gradwise.training.metrics import accuracy
+from gradwise.viz import plot_run
 
 
 class ModeProbe(Layer):
@@ -252,7 +253,7 @@ def test_divergence_raises_and_keeps_the_best_checkpoint(tmp_path: Path) -> None
     x, y = _regression()
     model = gw.Sequential(Linear(3, 1, rng=np.random.default_rng(0)))
     opt = SGD(model.parameters(), lr=0.05)
-    trainer = Trainer(model, MSE(), opt, progress=False, run_dir=tmp_path / "run", monitor="loss")
+    trainer = Trainer(model, MSE(), opt, progress=False, run_dir=tmp_path / "run", monitor="loss", plot=plot_run)
     trainer.fit(DataLoader(x, y, 16), epochs=2)
     best = tmp_path / "run" / "checkpoints" / "best.safetensors"
     last = tmp_path / "run" / "checkpoints" / "last.safetensors"
@@ -371,7 +372,7 @@ def test_run_dir_files(tmp_path: Path) -> None:
             logs["custom"] = 1.0  # a key added by a callback reaches history.csv
 
     snapshots = Snapshots()
-    trainer = _trainer(run_dir=tmp_path / "run", callbacks=[snapshots], monitor="val_accuracy")
+    trainer = _trainer(run_dir=tmp_path / "run", callbacks=[snapshots], monitor="val_accuracy", plot=plot_run)
     history = trainer.fit(_loader(x, y, 32, shuffle=True), _loader(x[::2], y[::2]), epochs=4)
     run = RunDir(tmp_path / "run")
 

@@ -1,0 +1,97 @@
+"""The ONE explicit table from the names a config may use to the classes they build.
+
+Nothing else in gradwise looks classes up by string (DESIGN.md): to make a layer, loss, penalty,
+optimizer, schedule or metric usable from a TOML config, add it here. ``parsing.py`` checks a
+config's names and keys against these tables; ``build.py`` builds the objects they name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from gradwise import layers, losses, optim
+from gradwise.core import Layer
+from gradwise.optim import schedules
+from gradwise.training import metrics as _metrics
+from gradwise.training.callbacks import ReduceLROnPlateau
+
+LAYERS: dict[str, type[Layer]] = {
+    "AvgPool1d": layers.AvgPool1d,
+    "AvgPool2d": layers.AvgPool2d,
+    "BatchNorm1d": layers.BatchNorm1d,
+    "BatchNorm2d": layers.BatchNorm2d,
+    "Concat": layers.Concat,
+    "Conv1d": layers.Conv1d,
+    "Conv2d": layers.Conv2d,
+    "Dropout": layers.Dropout,
+    "ELU": layers.ELU,
+    "Embedding": layers.Embedding,
+    "Flatten": layers.Flatten,
+    "GELU": layers.GELU,
+    "GRU": layers.GRU,
+    "GlobalAvgPool": layers.GlobalAvgPool,
+    "LSTM": layers.LSTM,
+    "LayerNorm": layers.LayerNorm,
+    "LeakyReLU": layers.LeakyReLU,
+    "Linear": layers.Linear,
+    "MaxPool1d": layers.MaxPool1d,
+    "MaxPool2d": layers.MaxPool2d,
+    "Maxout": layers.Maxout,
+    "Parallel": layers.Parallel,
+    "RNN": layers.RNN,
+    "ReLU": layers.ReLU,
+    "Reshape": layers.Reshape,
+    "Residual": layers.Residual,
+    "Sigmoid": layers.Sigmoid,
+    "Softplus": layers.Softplus,
+    "TakeLast": layers.TakeLast,
+    "Tanh": layers.Tanh,
+}
+# Layers whose config holds nested layer lists: `block = [tables]` or `branches = [[tables], ...]`.
+CONTAINERS = {"Residual": "block", "Concat": "branches", "Parallel": "branches"}
+LOSSES: dict[str, type[losses.Loss]] = {
+    "SoftmaxCrossEntropy": losses.SoftmaxCrossEntropy,
+    "MulticlassHinge": losses.MulticlassHinge,
+    "MSE": losses.MSE,
+    "BCEWithLogits": losses.BCEWithLogits,
+}
+PENALTIES: dict[str, type[losses.Penalty]] = {
+    "L1": losses.L1,
+    "L2": losses.L2,
+    "ElasticNet": losses.ElasticNet,
+}
+OPTIMIZERS: dict[str, Callable[..., optim.Optimizer]] = {
+    "SGD": optim.SGD,
+    "Adam": optim.Adam,
+    "AdamW": optim.AdamW,
+    "Adagrad": optim.Adagrad,
+    "Adadelta": optim.Adadelta,
+    "RMSprop": optim.RMSprop,
+    "NAdam": optim.NAdam,
+    "RAdam": optim.RAdam,
+    "Lion": optim.Lion,
+}
+# Schedules take their base rate from [optimizer] lr (`lr`, or `max_lr` for one_cycle) and, where
+# they need it, `total_steps` = epochs * batches per epoch unless given. "plateau" is a callback.
+SCHEDULES: dict[str, Callable[..., Any]] = {
+    "constant": schedules.constant,
+    "step": schedules.step_decay,
+    "multistep": schedules.multistep,
+    "exponential": schedules.exponential,
+    "inverse_time": schedules.inverse_time,
+    "cosine": schedules.cosine,
+    "polynomial": schedules.polynomial,
+    "one_cycle": schedules.one_cycle,
+    "plateau": ReduceLROnPlateau,
+}
+# Keys of [schedule] that the config itself handles (not arguments of the schedule class).
+SCHEDULE_KEYS = ("type", "warmup_steps", "warmup_start_factor", "cycle_momentum")
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "accuracy": _metrics.accuracy,
+    "rmse": _metrics.rmse,
+    "mae": _metrics.mae,
+}
+DATASETS = ("mnist1d", "spiral")

@@ -1,0 +1,144 @@
+"""Compiled (numba) one-pass updates for SGD and Adam: the optional fast path, `gradwise[fast]`.
+
+Each kernel reads every array once and writes it once per step, where the NumPy reference in
+`sgd.py` and `adam.py` makes one pass per operation. The arithmetic is written in the same
+order as the reference, in the arrays' dtype (the scalars are rounded to it first, as NumPy
+does with a Python float next to a float32 array) and without fast-math, so the results are the
+reference's bit for bit (tests/optim/test_fused.py). The subnormal flush of
+``flush_denormals=True`` happens in the same pass, on the values as they are written.
+
+numba is imported by the first call of `kernels()`, never by ``import gradwise``; ``cache=True``
+keeps the machine code on disk, so only the first run on a machine pays the compilation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from types import SimpleNamespace
+from typing import Any
+
+#: Parameters with at least this many entries (4M) are updated on all cores (numba ``prange``);
+#: below it the thread start-up costs more than it saves (measured: docs/fused.md).
+PARALLEL_MIN_SIZE = 1 << 22
+
+_EXTRA_HINT = "install the optional dependency with `pip install gradwise[fast]` (numba)"
+
+
+def available() -> bool:
+    """Whether numba can be imported (checked without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def resolve(fused: bool | None, owner: str, overridden: bool = False) -> bool:
+    """The ``fused=`` argument of an optimizer made definite: None means "when numba is
+    installed" (and the update rule is the class's own: a subclass that overrides `_update`
+    keeps its own rule unless it asks for ``fused=True``); True requires numba."""
+    if fused is None:
+        return available() and not overridden
+    if fused and not available():
+        raise ModuleNotFoundError(f"{owner}(fused=True) needs numba: {_EXTRA_HINT}")
+    return bool(fused)
+
+
+def _flushed(x: Any, tiny: Any, zero: Any, flush: bool) -> Any:
+    # A select, not a branch around a store, so that the loops stay vectorized.
+    return zero if (flush and abs(x) < tiny) else x
+
+
+def _objective(th: Any, gr: Any, wd: Any, use_wd: bool, maximize: bool) -> Any:
+    # g_t = ±grad + lambda * theta   (torch's order, as `objective_grad`)
+    if use_wd:
+        g = th * wd
+        return g - gr if maximize else g + gr
+    return -gr if maximize else gr
+
+
+# The loops that write a buffer only under a flag are separate loops, chosen outside: a store
+# under a condition, or a buffer passed twice (aliasing), keeps LLVM from vectorizing.
+def _sgd(theta: Any, grad: Any, buf: Any, wd: Any, mu: Any, one_minus_tau: Any, lr: Any,
+         tiny: Any, zero: Any, use_wd: bool, maximize: bool, momentum: bool, first: bool,
+         dampen: bool, nesterov: bool, flush: bool) -> None:
+    n = theta.size
+    if not momentum:
+        for i in prange(n):  # noqa: F821 -- numba's prange, bound in `kernels`
+            th = theta[i]
+            g = _objective(th, grad[i], wd, use_wd, maximize)
+            # theta_t = theta_{t-1} - lr * g_t
+            theta[i] = _flushed(th - g * lr, tiny, zero, flush)
+        return
+    for i in prange(n):  # noqa: F821
+        th = theta[i]
+        g = _objective(th, grad[i], wd, use_wd, maximize)
+        if first:
+            b = g  # b_1 = g_1
+        elif dampen:
+            b = buf[i] * mu + g * one_minus_tau  # b_t = mu b_{t-1} + (1 - tau) g_t
+        else:
+            b = buf[i] * mu + g
+        d = b * mu + g if nesterov else b  # d_t
+        buf[i] = _flushed(b, tiny, zero, flush)
+        # theta_t = theta_{t-1} - lr * d_t
+        theta[i] = _flushed(th - d * lr, tiny, zero, flush)
+
+
+def _adam(theta: Any, grad: Any, m: Any, v: Any, vmax: Any, decay: Any, wd: Any, beta1: Any,
+          one_minus_beta1: Any, beta2: Any, one_minus_beta2: Any, c1: Any, c2: Any, tiny: Any,
+          zero: Any, decoupled: bool, use_wd: bool, maximize: bool, amsgrad: bool, move: bool,
+          flush: bool) -> None:
+    n = theta.size
+    if not amsgrad:
+        for i in prange(n):  # noqa: F821 -- numba's prange, bound in `kernels`
+            th = theta[i] * decay if decoupled else theta[i]  # (1 - lr lambda) theta
+            g = _objective(th, grad[i], wd, use_wd, maximize)
+            mt = m[i] * beta1 + g * one_minus_beta1          # m_t
+            vt = v[i] * beta2 + (g * g) * one_minus_beta2    # v_t
+            # theta_t = theta_{t-1} - m_t / (sqrt(v_t) / (s_t sqrt(1 - beta2^t)) + eps / s_t)
+            if move:
+                th = th - mt / (np.sqrt(vt) * c1 + c2)  # noqa: F821 -- numpy, bound in `kernels`
+            m[i] = _flushed(mt, tiny, zero, flush)
+            v[i] = _flushed(vt, tiny, zero, flush)
+            theta[i] = _flushed(th, tiny, zero, flush)
+        return
+    for i in prange(n):  # noqa: F821
+        th = theta[i] * decay if decoupled else theta[i]
+        g = _objective(th, grad[i], wd, use_wd, maximize)
+        mt = m[i] * beta1 + g * one_minus_beta1
+        vt = v[i] * beta2 + (g * g) * one_minus_beta2
+        old = vmax[i]
+        vh = old if (old >= vt or old != old) else vt  # max(v_hat_{t-1}, v_t), NaN-propagating
+        if move:
+            th = th - mt / (np.sqrt(vh) * c1 + c2)  # noqa: F821
+        m[i] = _flushed(mt, tiny, zero, flush)
+        v[i] = _flushed(vt, tiny, zero, flush)
+        vmax[i] = _flushed(vh, tiny, zero, flush)
+        theta[i] = _flushed(th, tiny, zero, flush)
+
+
+@lru_cache(maxsize=1)
+def kernels() -> SimpleNamespace:
+    """The compiled kernels, serial and parallel: ``sgd``, ``sgd_parallel``, ``adam``,
+    ``adam_parallel`` (compiled per dtype at their first call, then cached on disk)."""
+    try:
+        import numba
+    except ModuleNotFoundError as err:  # pragma: no cover -- resolve() checked it
+        raise ModuleNotFoundError(f"the fused optimizer path needs numba: {_EXTRA_HINT}") from err
+    import numpy as np
+
+    opts = {"cache": True, "fastmath": False, "nogil": True, "error_model": "numpy"}
+    g = globals()
+    g["prange"], g["np"] = numba.prange, np
+    for helper in ("_flushed", "_objective"):
+        if not isinstance(g[helper], numba.core.dispatcher.Dispatcher):
+            g[helper] = numba.njit(inline="always", **opts)(g[helper])
+    out = {}
+    for name, fn in (("sgd", _sgd), ("adam", _adam)):
+        out[name] = numba.njit(**opts)(fn)
+        out[name + "_parallel"] = numba.njit(parallel=True, **opts)(fn)
+    return SimpleNamespace(**out)
+
+
+def run(kernel: str, size: int, *args: Any) -> None:
+    """Call `kernel` ("sgd" or "adam"), on all cores when `size` is large."""
+    k = kernels()
+    getattr(k, kernel + "_parallel" if size >= PARALLEL_MIN_SIZE else kernel)(*args)
