@@ -319,8 +319,7 @@ class Trainer:
             if window == 0:
                 self.optimizer.zero_grad()
             grad = loss.backward()
-            # No one needs dL/dx of the batch: the first layer skips that product.
-            backward_of(model, grad * grad.dtype.type(n) if weigh else grad, input_grad=False)
+            backward_of(model, grad * grad.dtype.type(n) if weigh else grad, input_grad=False)  # no dL/dx
             window += n
             batch_logs: dict[str, Any] = {"loss": loss_value, "size": n}
             if (batch + 1) % k == 0 or batch + 1 == n_batches:
