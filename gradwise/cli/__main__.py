@@ -235,6 +235,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from gradwise.bench.runner import add_parser as add_bench
     from gradwise.cli.lr_find import add_parser as add_lr_find
     from gradwise.cli.plot import add_parser as add_plot
 
@@ -274,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_lr_find(sub)
     add_plot(sub)
+    add_bench(sub)
     return parser
 
 

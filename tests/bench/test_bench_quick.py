@@ -1,59 +1,113 @@
-"""Smoke test of bench/bench_mlp.py: `--quick` runs end to end and reports a ratio.
+"""Smoke test of the whole `gradwise bench` suite: `--quick --json` runs every case end to end.
 
-Speed itself is never asserted (STYLE.md: speed lives in `bench/`); this only keeps the script
-from rotting. The environment is passed through unchanged: the script pins its own thread count
-(by re-executing itself) and the OpenBLAS variables are left as the machine has them.
+Speed itself is never asserted (STYLE.md: speed lives in the bench); this keeps every case from
+rotting and checks the report's structure. The environment is passed through unchanged: the
+suite pins its own thread count in its worker, and the OpenBLAS variables stay as the machine
+has them. One thread: the tests may run beside other CPU-heavy jobs, and two BLAS threads sharing
+a busy core spin-wait on each other.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import re
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "bench" / "bench_mlp.py"
-# One thread: the suite may run beside other CPU-heavy tests, and two BLAS threads sharing a busy
-# core spin-wait on each other (a quick run then takes tens of seconds instead of a few). The thread
-# pinning and re-exec path is exercised all the same (the variables are set to 1).
-# Generous: the run takes about 4-8 s (2 s of it `import torch`); a hung BLAS must still fail.
-TIMEOUT_S = 120
+from gradwise.bench.cases import CASES
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("torch") is None, reason="bench_mlp.py compares against PyTorch"
-)
+ROOT = Path(__file__).resolve().parents[2]
+# The quick suite takes 30-60 s on a quiet 2-core machine; a hung BLAS must still fail.
+TIMEOUT_S = 600
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+HAS_SKLEARN = importlib.util.find_spec("sklearn") is not None
+# Cases whose peer is PyTorch (sklearn-mlp's is scikit-learn; import has no peer).
+TORCH_PEERED = [c for c in CASES if c not in ("sklearn-mlp", "import")]
 
 
 @pytest.fixture(scope="module")
-def quick_run() -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--threads", "1"],
-        cwd=ROOT,
-        check=False,  # the tests report the exit status with the output
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
+def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    out = tmp_path_factory.mktemp("bench") / "out.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "gradwise", "bench", "--quick", "--threads", "1", "--json", str(out)],
+        cwd=ROOT, check=False, capture_output=True, text=True, timeout=TIMEOUT_S,
     )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    return done, json.loads(out.read_text())
 
 
-def test_quick_run_exits_cleanly(quick_run: subprocess.CompletedProcess[str]) -> None:
-    assert quick_run.returncode == 0, f"stdout:\n{quick_run.stdout}\nstderr:\n{quick_run.stderr}"
+def _cases(suite: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    (env,) = suite["environments"] if len(suite["environments"]) == 1 else suite["environments"][:1]
+    return {c["name"]: c for c in env["cases"]}
 
 
-def test_quick_run_prints_a_ratio_against_pytorch(quick_run: subprocess.CompletedProcess[str]) -> None:
-    ratios = re.findall(r"^ratio gradwise [\w ]+ / PyTorch: (\d+\.\d+)", quick_run.stdout, flags=re.MULTILINE)
-    assert ratios, f"no ratio line in the output:\n{quick_run.stdout}"
-    assert all(float(r) > 0 for r in ratios)
+def test_every_case_reports_gradwise_timings(quick: tuple[Any, dict[str, Any]]) -> None:
+    _, suite = quick
+    for env in suite["environments"]:
+        assert env["errors"] == {}
+        cases = {c["name"]: c for c in env["cases"]}
+        assert list(cases) == list(CASES)
+        for name, case in cases.items():
+            ours = case["medians"][case["ours"]]
+            assert ours is not None and ours > 0, name
+            assert all(v > 0 for v in case["rows"][case["ours"]]), name
 
 
-def test_quick_run_reports_blas_threads_and_breakdown(quick_run: subprocess.CompletedProcess[str]) -> None:
-    out = quick_run.stdout
-    assert re.search(r"^threads\s*: 1 ", out, flags=re.MULTILINE), out
-    assert re.search(r"^numpy\s*: numpy \S+, BLAS ", out, flags=re.MULTILINE), out
-    assert "OpenBLAS env:" in out
-    for phase in ("forward", "backward", "optimizer step"):
-        assert re.search(rf"^  {phase}.* s .* %", out, flags=re.MULTILINE), f"no {phase!r} line:\n{out}"
+@pytest.mark.skipif(not HAS_TORCH, reason="ratios need PyTorch")
+def test_cases_with_torch_report_a_ratio(quick: tuple[Any, dict[str, Any]]) -> None:
+    cases = _cases(quick[1])
+    for name in TORCH_PEERED:
+        assert cases[name]["ratio"] is not None and cases[name]["ratio"] > 0, name
+        assert cases[name]["peer"] in cases[name]["rows"], name
+    assert "first-batch loss" in " ".join(cases["mlp-b128"]["notes"])
+    assert "same network" in " ".join(cases["mlp-b128"]["notes"])
+
+
+def test_sklearn_case_has_a_peer_exactly_when_installed(quick: tuple[Any, dict[str, Any]]) -> None:
+    case = _cases(quick[1])["sklearn-mlp"]
+    if HAS_SKLEARN:
+        assert case["peer"] == "scikit-learn" and case["ratio"] > 0
+    else:
+        assert case["peer"] is None and "not installed" in case["peer_missing"]
+
+
+def test_targets_are_reported_with_a_verdict(quick: tuple[Any, dict[str, Any]]) -> None:
+    done, suite = quick
+    cases = _cases(suite)
+    assert [c["target"] for c in cases["mlp-b128"]["checks"]] == ["ratio <= 0.7", "gemm_fraction >= 0.7"]
+    assert cases["import"]["checks"][0]["target"] == "best import gradwise < 0.3"
+    assert cases["import"]["checks"][0]["met"] in (True, False)
+    assert 0 < cases["mlp-b128"]["extra"]["gemm_fraction"]
+    assert "summary [" in done.stdout and "verdict" in done.stdout
+
+
+def test_machine_block_threads_and_blas(quick: tuple[Any, dict[str, Any]]) -> None:
+    _, suite = quick
+    env = suite["environments"][0]
+    assert env["machine"]["threads"] == 1
+    if HAS_TORCH:
+        assert env["machine"]["torch_threads"] == 1
+    assert env["sgemm_gflops"] > 0
+    blas = " ".join(env["machine"]["blas_runtime"])
+    assert "openblas" in blas.lower() and "1 threads" in blas
+
+
+def test_phase_breakdowns_of_the_epoch_cases(quick: tuple[Any, dict[str, Any]]) -> None:
+    cases = _cases(quick[1])
+    for name in ("mlp-b128", "mlp-b32", "cnn-mnist1d", "lenet", "gru-mnist1d", "lstm-step"):
+        phases = cases[name]["phases"]
+        assert any("forward" in p for p in phases) and any("backward" in p for p in phases), name
+        assert any(p.startswith("optimizer step") for p in phases), name
+
+
+def test_openblas_environment_note(quick: tuple[Any, dict[str, Any]]) -> None:
+    done, suite = quick
+    tuned = [env["machine"]["openblas_env"] for env in suite["environments"]]
+    if len(tuned) == 1:
+        assert "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset in this environment" in done.stdout
+    else:  # the machine sets them: the second column ran without
+        assert tuned[0] and not tuned[1]
