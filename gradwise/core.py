@@ -1,18 +1,25 @@
 """The layer protocol: `Parameter`, `Layer` and `Sequential`.
 
-A `Layer` computes `forward(x)`, caching only what its `backward(grad_out)` needs; `backward`
-accumulates (`+=`) into each `Parameter.grad` and returns the gradient with respect to the input.
-Parameters, buffers and sub-layers assigned as attributes are registered in assignment order, so
-`named_parameters()` gives PyTorch's dotted names (`0.weight`, `1.running_mean`, ...) and a
-`state_dict()` loads into the equivalent `torch.nn` model unchanged.
+A `Layer` computes `forward(x)`, caching only what its `backward(grad_out, *, input_grad=True)`
+needs; `backward` adds each parameter's gradient to `Parameter.grad` and returns the gradient with
+respect to the input (or None when told ``input_grad=False``: no one needs it, e.g. for the first
+layer of a model). Parameters, buffers and sub-layers assigned as attributes are registered in
+assignment order, so `named_parameters()` gives PyTorch's dotted names (`0.weight`,
+`1.running_mean`, ...) and a `state_dict()` loads into the equivalent `torch.nn` model unchanged.
+See docs/layers.md, "The layer protocol".
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from gradwise.parameter import Parameter
+
+__all__ = ["DEFAULT_DTYPE", "Layer", "Parameter", "Sequential", "backward_of"]
 
 if TYPE_CHECKING:
     from gradwise.summary import Summary
@@ -20,61 +27,42 @@ if TYPE_CHECKING:
 DEFAULT_DTYPE = np.float32
 
 
-class Parameter:
-    """A trainable array and its gradient.
+# Whether a class's `backward` accepts the `input_grad` keyword (layers written before it existed
+# take only `grad_out`); looked up once per class.
+_TAKES_INPUT_GRAD: dict[type, bool] = {}
 
-    Parameters
-    ----------
-    data : array_like
-        The value; kept as given (no dtype change).
-    name : str
-        Its dotted name in the model it was last listed from (set by `Layer.named_parameters`).
 
-    Attributes
-    ----------
-    grad : np.ndarray
-        Same shape and dtype as `data`; layers accumulate into it, `zero_grad` clears it.
-    requires_grad : bool
-        False for a frozen parameter: optimizers skip it.
+def _takes_input_grad(cls: type) -> bool:
+    try:
+        return _TAKES_INPUT_GRAD[cls]
+    except KeyError:
+        try:
+            params = inspect.signature(cls.backward).parameters.values()
+        except (TypeError, ValueError):  # not introspectable (a C function): call it the old way
+            params = ()
+        takes = any(p.name == "input_grad" or p.kind is p.VAR_KEYWORD for p in params)
+        _TAKES_INPUT_GRAD[cls] = takes
+        return takes
+
+
+def backward_of(layer: Layer, grad_out: Any, input_grad: bool = True) -> Any:
+    """``layer.backward(grad_out, input_grad=input_grad)``, for custom layers with the old signature too.
+
+    Containers call their children through this. A `backward(self, grad_out)` written without
+    the keyword is called without it; it then computes its input gradient anyway, which is
+    returned (when ``input_grad=False`` the caller ignores it).
     """
-
-    __slots__ = ("data", "grad", "name", "requires_grad")
-
-    def __init__(self, data: np.ndarray, name: str = "") -> None:
-        self.data = np.ascontiguousarray(data)
-        self.grad = np.zeros_like(self.data)
-        self.name = name
-        self.requires_grad = True
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.data.shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.data.dtype
-
-    @property
-    def size(self) -> int:
-        return self.data.size
-
-    def zero_grad(self) -> None:
-        self.grad.fill(0)
-
-    def astype(self, dtype: Any) -> None:
-        """Convert value and gradient in place (the object stays the same, so optimizers keep it)."""
-        self.data = self.data.astype(dtype)
-        self.grad = self.grad.astype(dtype)
-
-    def __repr__(self) -> str:
-        return f"Parameter({self.name or '?'}, shape={self.shape}, dtype={self.dtype})"
+    if input_grad or not _takes_input_grad(type(layer)):
+        return layer.backward(grad_out)
+    return layer.backward(grad_out, input_grad=False)
 
 
 class Layer:
     """Base class of every layer and model.
 
-    Subclasses implement `forward(x)` and `backward(grad_out)`. Assigning a `Parameter`, a `Layer`
-    or (through `register_buffer`) a buffer as an attribute registers it.
+    Subclasses implement `forward(x)` and `backward(grad_out, *, input_grad=True)` (docs/layers.md,
+    "The layer protocol"). Assigning a `Parameter`, a `Layer` or (through `register_buffer`) a
+    buffer as an attribute registers it.
     """
 
     def __init__(self) -> None:
@@ -85,8 +73,16 @@ class Layer:
 
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name: str, value: Any) -> None:
-        if "_parameters" not in self.__dict__:
+        d = self.__dict__
+        if "_parameters" not in d:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        # The common case in forward/backward (caching an array, dropping it): nothing to register
+        # or unregister. Taken without building the tables: layers assign caches every step.
+        if not isinstance(value, (Parameter, Layer)) and not (
+            name in d["_parameters"] or name in d["_children"] or name in d["_buffers"]
+        ):
+            object.__setattr__(self, name, value)
+            return
         tables = {"param": self._parameters, "child": self._children, "buffer": self._buffers}
         if name in self._buffers and (value is None or isinstance(value, np.ndarray)):
             kind = "buffer"  # `self.running_mean = new_array` replaces the buffer, as in PyTorch
@@ -121,7 +117,17 @@ class Layer:
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """Add dL/dparameter to each `Parameter.grad`; return dL/dx, or None if not `input_grad`.
+
+        Parameters
+        ----------
+        grad_out : np.ndarray
+            dL/dy, the shape of the last `forward`'s output.
+        input_grad : bool
+            False when no one needs dL/dx (the first layer of a model): the layer may skip it and
+            return None. A layer that computes it anyway may return it.
+        """
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -371,10 +377,19 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        for layer in reversed(self._children.values()):
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """Run the layers' backward in reverse; only the first layer is told `input_grad`.
+
+        The training loop calls ``model.backward(g, input_grad=False)``: the first layer's input
+        gradient (for an MLP on images, a quarter of the backward's FLOPs) is then not computed.
+        """
+        layers = list(self._children.values())
+        for layer in layers[:0:-1]:
             grad_out = layer.backward(grad_out)
-        return grad_out
+        if not layers:
+            return grad_out if input_grad else None
+        grad_in = backward_of(layers[0], grad_out, input_grad)
+        return grad_in if input_grad else None
 
     def input_dtype(self, floating: np.dtype) -> np.dtype | tuple[Any, ...]:
         """What the first layer reads (`floating` when empty): see `Layer.input_dtype`."""

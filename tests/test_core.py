@@ -469,3 +469,179 @@ def test_sequential_matches_torch(rng, tol, dtype):
 
 def test_gradwise_exposes_core_classes():
     assert gw.Layer is Layer and gw.Parameter is Parameter and gw.Sequential is Sequential
+
+
+# ------------------------------------------------------------------- the protocol: lazy zero_grad
+
+
+def test_zero_grad_is_lazy_and_a_read_fills_the_same_buffer_with_zeros():
+    p = Parameter(np.ones(3, dtype=np.float32))
+    buf = p.grad
+    buf += 5
+    p.zero_grad()
+    np.testing.assert_array_equal(buf, 5)  # nothing touched memory yet
+    assert p.grad is buf and not buf.any()  # the read materializes the zeros
+
+
+def test_fresh_grad_hands_out_the_buffer_once_after_zero_grad():
+    p = Parameter(np.ones(3, dtype=np.float32))
+    assert p.fresh_grad() is None  # a new parameter's zeros are materialized: add to them
+    p.zero_grad()
+    buf = p.fresh_grad()
+    assert buf is p._grad
+    buf[...] = 2.0
+    assert p.fresh_grad() is None  # written: the next gradient must be added
+    np.testing.assert_array_equal(p.grad, 2.0)
+
+
+def test_add_grad_copies_the_first_gradient_and_adds_the_next():
+    p = Parameter(np.zeros(3, dtype=np.float32))
+    p.grad += 7  # stale values a copy must overwrite
+    p.zero_grad()
+    p.add_grad(np.array([1.0, 2.0, 3.0]))  # float64 value: cast to the gradient's float32
+    p.add_grad(np.array([0.5, 0.5, 0.5], dtype=np.float32))
+    assert p.grad.dtype == np.float32
+    np.testing.assert_array_equal(p.grad, [1.5, 2.5, 3.5])
+
+
+def test_assigning_grad_rebinds_it_and_clears_the_zero_mark():
+    p = Parameter(np.zeros(4, dtype=np.float32))
+    p.zero_grad()
+    flat = np.arange(8, dtype=np.float32)
+    p.grad = flat[2:6]  # a view into a flat buffer, as optimizers with flat buffers do
+    np.testing.assert_array_equal(p.grad, [2, 3, 4, 5])
+    p.zero_grad()
+    out = p.fresh_grad()
+    assert out is not None and np.shares_memory(out, flat)
+    out[...] = -1
+    np.testing.assert_array_equal(flat, [0, 1, -1, -1, -1, -1, 6, 7])
+
+
+def test_astype_keeps_a_zero_mark():
+    p = Parameter(np.ones(2, dtype=np.float32))
+    p.grad += 3
+    p.zero_grad()
+    p.astype(np.float64)
+    assert p.grad.dtype == np.float64 and not p.grad.any()
+
+
+def test_a_parameter_used_twice_in_one_backward_gets_the_sum(rng):
+    """Tied weights: the later layer in the backward writes fresh, the earlier one adds."""
+    a, b = Linear(4, 4, rng=rng, dtype=np.float64), Linear(4, 4, rng=rng, dtype=np.float64)
+    b.weight = a.weight
+    model = Sequential(a, Tanh(), b)
+    x, g = rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
+    model.zero_grad()
+    model.forward(x)
+    model.backward(g)
+    h = np.tanh(x @ a.weight.data.T + a.bias.data)
+    gh = (g @ a.weight.data) * (1 - h * h)
+    np.testing.assert_allclose(a.weight.grad, g.T @ h + gh.T @ x, rtol=1e-13)
+
+
+# --------------------------------------------------------------- the protocol: the input_grad flag
+
+
+class Spy(Layer):
+    """Identity that records the `input_grad` it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flags: list[bool] = []
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        self.flags.append(input_grad)
+        return grad_out if input_grad else None
+
+
+class OldStyle(Layer):
+    """A custom layer written before the flag existed: y = 2 x, backward(self, grad_out) only."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return 2 * x
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return 2 * grad_out
+
+
+def test_sequential_tells_only_its_first_layer_that_no_input_gradient_is_needed():
+    first, second, third = Spy(), Spy(), Spy()
+    model = Sequential(first, second, third)
+    x = np.ones((2, 3))
+    model.forward(x)
+    assert model.backward(x, input_grad=False) is None
+    model.forward(x)
+    np.testing.assert_array_equal(model.backward(x), x)
+    assert first.flags == [False, True] and second.flags == [True, True] and third.flags == [True, True]
+
+
+def test_a_nested_sequential_passes_the_flag_to_its_own_first_layer():
+    inner_first, inner_second, outer_second = Spy(), Spy(), Spy()
+    model = Sequential(Sequential(inner_first, inner_second), outer_second)
+    model.forward(np.ones(2))
+    model.backward(np.ones(2), input_grad=False)
+    assert inner_first.flags == [False] and inner_second.flags == [True] and outer_second.flags == [True]
+
+
+def test_input_grad_false_gives_the_same_parameter_gradients(rng):
+    model = small_model(rng, np.float64)
+    x, g = rng.standard_normal((8, 4)), rng.standard_normal((8, 3))
+    model.forward(x)
+    gx = model.backward(g)
+    full = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    model.forward(x)
+    assert model.backward(g, input_grad=False) is None
+    for p, expected in zip(model.parameters(), full, strict=True):
+        np.testing.assert_array_equal(p.grad, expected)
+    assert gx.shape == x.shape
+
+
+def test_an_old_style_custom_layer_works_first_in_a_sequential_and_inside_containers():
+    from gradwise.layers import Concat, Parallel, Residual
+
+    x = np.arange(6.0).reshape(2, 3)
+    ones = np.ones_like(x)
+    for model, expected in [
+        (Sequential(OldStyle(), Linear(3, 2)), None),
+        (Sequential(Residual(OldStyle())), 3 * ones),  # 1 (skip) + 2 (block)
+        (Sequential(Concat(OldStyle(), OldStyle())), 4 * ones),
+    ]:
+        y = model.forward(x)
+        assert model.backward(np.ones_like(y), input_grad=False) is None
+        y = model.forward(x)
+        grad = model.backward(np.ones_like(y))
+        if expected is not None:
+            np.testing.assert_array_equal(grad, expected)
+    par = Parallel(OldStyle(), Spy())
+    y = par.forward((x, x))
+    assert par.backward(np.ones_like(y), input_grad=False) is None
+    y = par.forward((x, x))
+    g0, g1 = par.backward(np.ones_like(y))
+    np.testing.assert_array_equal(g0, 2 * np.ones_like(x))
+    assert par[1].flags == [False, True]
+
+
+def test_whether_backward_takes_the_flag_is_looked_up_once_per_class():
+    from gradwise import core
+
+    class Kwargs(Layer):
+        def forward(self, x):
+            return x
+
+        def backward(self, grad_out, **kwargs):
+            return None if kwargs.get("input_grad") is False else grad_out
+
+    assert core._takes_input_grad(Kwargs) and not core._takes_input_grad(OldStyle)
+    assert core._takes_input_grad(Spy) and core._takes_input_grad(Linear)
+    assert core._TAKES_INPUT_GRAD[OldStyle] is False
+    core._TAKES_INPUT_GRAD[OldStyle] = True  # the cache is what is consulted
+    try:
+        with pytest.raises(TypeError, match="input_grad"):
+            core.backward_of(OldStyle(), np.ones(2), input_grad=False)
+    finally:
+        core._TAKES_INPUT_GRAD[OldStyle] = False
+    np.testing.assert_array_equal(core.backward_of(OldStyle(), np.ones(2), input_grad=False), 2 * np.ones(2))

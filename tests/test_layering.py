@@ -28,7 +28,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     # the protocol (`named_modules`, `forward`, `flops`, `input_dtype`), so `core` can offer
     # `Layer.summary`. The low-level file writing (atomic write-rename) lives here, below both
     # `io` and `training`; the version string sits alone so that `io` can stamp files with it.
-    0: ("core", "random", "special", "init", "summary", "fileio", "_version"),
+    0: ("core", "parameter", "random", "special", "init", "summary", "fileio", "_version"),
     1: ("layers", "losses", "data", "io", "transfer"),
     2: ("optim", "diagnostics"),
     3: ("training",),

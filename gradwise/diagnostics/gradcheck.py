@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gradwise.core import Layer
+from gradwise.core import Layer, backward_of
 from gradwise.losses import Loss, Penalty
 
 GREAT = 1e-7
@@ -287,7 +287,9 @@ def check_model(
         return value
 
     def backward(inp: np.ndarray) -> np.ndarray:
-        grad = net.backward(lossfn.backward())
+        # Without check_input the model is told so, as the Trainer tells it: the parameters'
+        # gradients are checked on the path training takes.
+        grad = backward_of(net, lossfn.backward(), input_grad=check_input)
         if penalty is not None:
             penalty.backward(net.parameters())
         return grad

@@ -243,8 +243,11 @@ class _Recurrent(Layer):
         return mask.astype(self.dtype, copy=False)
 
     # ---------------------------------------------------------------------------------- backward
-    def _backprop(self, grad_out: Any, grad_h_n: Any, grad_c_n: Any) -> np.ndarray:
-        """BPTT through every layer, top to bottom; accumulates into the parameters' gradients."""
+    def _backprop(self, grad_out: Any, grad_h_n: Any, grad_c_n: Any, input_grad: bool = True) -> np.ndarray | None:
+        """BPTT through every layer, top to bottom; adds to the parameters' gradients.
+
+        Without `input_grad` the bottom layer's dL/dx product is skipped and None returned.
+        """
         if self._cache is None or self._steps is None:
             raise self.no_cache_error()
         t, n = self._steps
@@ -302,7 +305,6 @@ class _Recurrent(Layer):
                 h_cols[d] = hs[:t][order, d].transpose(1, 0, 2)  # h_{t-1} of each step
             dx_cols, dh_cols = dx_cols.reshape(dd, gh, t * n), dh_cols.reshape(dd, gh, t * n)
             w_ih = np.concatenate([p[0].data for p in directions])
-            gx = dx_cols.reshape(dd * gh, t * n).T @ w_ih  # dL/dx_t = sum_d W_ih^T dxs_t
             if any(p.requires_grad for params in directions for p in params):  # frozen: skip the work
                 dw_ih = dx_cols.reshape(dd * gh, t * n) @ x2  # dL/dW_ih = sum_t dxs_t x_t^T
                 dw_hh = np.matmul(dh_cols, h_cols.reshape(dd, hid, t * n).transpose(0, 2, 1))
@@ -312,7 +314,11 @@ class _Recurrent(Layer):
                     grads = [dw_ih[d * gh : (d + 1) * gh], dw_hh[d]] + ([db_ih[d], db_hh[d]] if self.bias else [])
                     for p, grad in zip(params, grads):
                         if p.requires_grad:
-                            p.grad += grad
+                            p.add_grad(grad)
+            if layer == 0 and not input_grad:
+                g = None
+                break
+            gx = dx_cols.reshape(dd * gh, t * n).T @ w_ih  # dL/dx_t = sum_d W_ih^T dxs_t
             gx = gx.reshape(t, n, w_ih.shape[1])
             if c["mask"] is not None:
                 gx *= c["mask"]
@@ -320,7 +326,8 @@ class _Recurrent(Layer):
         self.grad_h0 = grad_h0
         if lstm:
             self.grad_c0 = grad_c0
-        assert g is not None  # num_layers >= 1
+        if g is None:  # not input_grad
+            return None
         return np.ascontiguousarray(g.transpose(1, 0, 2)) if self.batch_first else g
 
     # ------------------------------------------------------------------------------------ display

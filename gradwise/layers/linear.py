@@ -28,6 +28,13 @@ class Linear(Layer):
     ------
     x : (N, *, in_features) -> y : (N, *, out_features); weight : (out_features, in_features) as in
     PyTorch; bias : (out_features,).
+
+    Notes
+    -----
+    For a 2-D input, `forward` returns a column-major (Fortran-ordered) array and `backward` the
+    input gradient likewise: the products run faster in that orientation (see `forward`). Values
+    and shapes are what ``x @ W.T + b`` gives; call ``np.ascontiguousarray(y)`` where C order
+    matters (a C extension, a file format).
     """
 
     def __init__(
@@ -66,25 +73,41 @@ class Linear(Layer):
                 f"in {self.in_features} features (expected (N, {self.in_features}))"
             )
         self._x = x
-        y = x @ self.weight.data.T
+        w = self.weight.data
+        # For a batch (N, in), y = x W^T is computed as (W x^T)^T: the same products, but OpenBLAS
+        # runs it 10-35% faster with the batch as the short last side (N = 32..128; the MLP
+        # benchmark). y is then a column-major (N, out) array.
+        y = (w @ x.T).T if x.ndim == 2 else x @ w.T
         if self.bias is not None:
             y += self.bias.data
         return y
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         if self._x is None:
             raise self.no_cache_error()
         x2 = self._x.reshape(-1, self.in_features)
         g2 = grad_out.reshape(-1, self.out_features)
-        # dL/dW = g^T x, dL/db = sum_n g, dL/dx = g W
-        # A frozen parameter (requires_grad False) gets no gradient work at all.
-        if self.weight.requires_grad:
-            self.weight.grad += g2.T @ x2
-        if self.bias is not None and self.bias.requires_grad:
-            self.bias.grad += g2.sum(axis=0)
-        grad_in = grad_out @ self.weight.data
         self._x = None
-        return grad_in
+        # dL/dW = g^T x, dL/db = sum_n g, dL/dx = g W
+        # A frozen parameter (requires_grad False) gets no gradient work at all. A fresh gradient
+        # is written straight into its buffer; a pending one (accumulation) is added to.
+        w, b = self.weight, self.bias
+        if w.requires_grad:
+            buf = w.fresh_grad()
+            if buf is None:
+                w.grad += g2.T @ x2
+            else:
+                np.matmul(g2.T, x2, out=buf)
+        if b is not None and b.requires_grad:
+            buf = b.fresh_grad()
+            if buf is None:
+                b.grad += g2.sum(axis=0)
+            else:
+                np.sum(g2, axis=0, out=buf)
+        if not input_grad:  # the first layer of a model: no one needs dL/dx
+            return None
+        # dL/dx = g W, as (W^T g^T)^T for a batch: the orientation forward uses, for the same reason.
+        return (w.data.T @ grad_out.T).T if grad_out.ndim == 2 else grad_out @ w.data
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

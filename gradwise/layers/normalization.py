@@ -153,7 +153,7 @@ class _BatchNorm(Layer):
         self.running_mean[...] = (1.0 - f) * self.running_mean + f * mean
         self.running_var[...] = (1.0 - f) * self.running_var + f * unbiased_var
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         if self._xhat is None or self._inv_std is None:
             raise self.no_cache_error()
         xhat, inv_std = self._xhat, self._inv_std
@@ -174,12 +174,14 @@ class _BatchNorm(Layer):
         sum_g = g.sum(axis=axes, dtype=np.float64)
         if self.weight is not None and self.bias is not None:
             if self.weight.requires_grad:  # frozen: no gradient work (the sums still give dx)
-                self.weight.grad += sum_gx.astype(xhat.dtype)
+                self.weight.add_grad(sum_gx.astype(xhat.dtype))
             if self.bias.requires_grad:
-                self.bias.grad += sum_g.astype(xhat.dtype)
+                self.bias.add_grad(sum_g.astype(xhat.dtype))
             scale = self.weight.data * inv_std
         else:
             scale = inv_std
+        if not input_grad:
+            return None
         scale = scale.reshape(bshape)
         if not self._batch_stats:
             # running statistics are constants: y is a per-channel affine map of x
@@ -394,7 +396,7 @@ class LayerNorm(Layer):
             y += self.bias.data.reshape(d)
         return y.reshape(x.shape)
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         if self._xhat is None or self._inv_std is None:
             raise self.no_cache_error()
         xhat, inv_std = self._xhat, self._inv_std
@@ -408,6 +410,13 @@ class LayerNorm(Layer):
         d = xhat.shape[1]
         g2 = g.reshape(-1, d)
         buf = np.multiply(g2, xhat)  # g * x_hat
+        if self.weight is not None:
+            if self.weight.requires_grad:  # frozen: no gradient work
+                self.weight.add_grad(buf.sum(axis=0).reshape(self.normalized_shape))
+            if self.bias is not None and self.bias.requires_grad:
+                self.bias.add_grad(g2.sum(axis=0).reshape(self.normalized_shape))
+        if not input_grad:
+            return None
         if self.weight is None:
             # gamma = 1: the sums over each row of dx_hat = g
             mean_gx = buf.mean(axis=1, keepdims=True)
@@ -416,10 +425,6 @@ class LayerNorm(Layer):
             np.subtract(g2, buf, out=buf)
         else:
             w = self.weight.data.reshape(d)
-            if self.weight.requires_grad:  # frozen: no gradient work
-                self.weight.grad += buf.sum(axis=0).reshape(self.normalized_shape)
-            if self.bias is not None and self.bias.requires_grad:
-                self.bias.grad += g2.sum(axis=0).reshape(self.normalized_shape)
             # Row sums of dx_hat = g * gamma and of dx_hat * x_hat as matrix-vector products.
             mean_gx = (buf @ w)[:, None] / xhat.dtype.type(d)
             mean_g = (g2 @ w)[:, None] / xhat.dtype.type(d)

@@ -139,11 +139,13 @@ class _MaxPoolNd(Layer):
         self._cache = (argmax, x4.shape, best.dtype)
         return self.window.finish(best)
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         if self._cache is None:
             raise self.no_cache_error()
         argmax, shape, dtype = self._cache
         self._cache = None
+        if not input_grad:
+            return None
         kernel, stride, pads = self.window.lifted()
         g4 = _in_layout(np.asarray(grad_out[:, :, None, :] if self.nd == 1 else grad_out), argmax, dtype)
         dxp = _padded_zeros(shape, pads, dtype, like=g4)
@@ -206,11 +208,13 @@ class _AvgPoolNd(Layer):
         self._cache = (inv, x4.shape, out, total)
         return self.window.finish(total)
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         if self._cache is None:
             raise self.no_cache_error()
         inv, shape, out, layout = self._cache
         self._cache = None
+        if not input_grad:
+            return None
         dtype = layout.dtype
         kernel, stride, pads = self.window.lifted()
         g4 = _in_layout(np.asarray(grad_out[:, :, None, :] if self.nd == 1 else grad_out), layout, dtype)
@@ -325,10 +329,12 @@ class GlobalAvgPool(Layer):
         self._shape = (x.shape, x.dtype)
         return x.mean(axis=tuple(range(2, x.ndim)))
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         if self._shape is None:
             raise self.no_cache_error()
         (shape, dtype), self._shape = self._shape, None
+        if not input_grad:
+            return None
         g = np.asarray(grad_out, dtype=dtype)
         dx = np.empty(shape, dtype=dtype)
         dx[...] = (g * dtype.type(1.0 / np.prod(shape[2:]))).reshape(*g.shape, *(1,) * (len(shape) - 2))

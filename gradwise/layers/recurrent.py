@@ -109,9 +109,15 @@ class RNN(_Recurrent):
         out, h_n, _ = self._run(x, hx, None)
         return out, h_n
 
-    def backward(self, grad_out: np.ndarray | None, grad_h_n: np.ndarray | None = None) -> np.ndarray:
-        """dL/dx from dL/doutput and, optionally, dL/dh_n (either may be None: zero)."""
-        return self._backprop(grad_out, grad_h_n, None)
+    def backward(
+        self, grad_out: np.ndarray | None, grad_h_n: np.ndarray | None = None, *, input_grad: bool = True
+    ) -> np.ndarray | None:
+        """dL/dx from dL/doutput and, optionally, dL/dh_n (either may be None: zero).
+
+        With ``input_grad=False``, only the parameters' gradients (and `grad_h0`) are computed
+        and None is returned.
+        """
+        return self._backprop(grad_out, grad_h_n, None, input_grad)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.nonlinearity == "tanh" else ", nonlinearity='relu'")
@@ -202,10 +208,19 @@ class LSTM(_Recurrent):
         return out, (h_n, c_n)
 
     def backward(
-        self, grad_out: np.ndarray | None, grad_h_n: np.ndarray | None = None, grad_c_n: np.ndarray | None = None
-    ) -> np.ndarray:
-        """dL/dx from dL/doutput and, optionally, dL/dh_n and dL/dc_n (None: zero)."""
-        return self._backprop(grad_out, grad_h_n, grad_c_n)
+        self,
+        grad_out: np.ndarray | None,
+        grad_h_n: np.ndarray | None = None,
+        grad_c_n: np.ndarray | None = None,
+        *,
+        input_grad: bool = True,
+    ) -> np.ndarray | None:
+        """dL/dx from dL/doutput and, optionally, dL/dh_n and dL/dc_n (None: zero).
+
+        With ``input_grad=False``, only the parameters' gradients (and `grad_h0`, `grad_c0`)
+        are computed and None is returned.
+        """
+        return self._backprop(grad_out, grad_h_n, grad_c_n, input_grad)
 
 
 class GRU(_Recurrent):
@@ -290,9 +305,15 @@ class GRU(_Recurrent):
         out, h_n, _ = self._run(x, hx, None)
         return out, h_n
 
-    def backward(self, grad_out: np.ndarray | None, grad_h_n: np.ndarray | None = None) -> np.ndarray:
-        """dL/dx from dL/doutput and, optionally, dL/dh_n (either may be None: zero)."""
-        return self._backprop(grad_out, grad_h_n, None)
+    def backward(
+        self, grad_out: np.ndarray | None, grad_h_n: np.ndarray | None = None, *, input_grad: bool = True
+    ) -> np.ndarray | None:
+        """dL/dx from dL/doutput and, optionally, dL/dh_n (either may be None: zero).
+
+        With ``input_grad=False``, only the parameters' gradients (and `grad_h0`) are computed
+        and None is returned.
+        """
+        return self._backprop(grad_out, grad_h_n, None, input_grad)
 
 
 class TakeLast(Layer):
@@ -337,10 +358,12 @@ class TakeLast(Layer):
         half = x.shape[2] // 2
         return np.concatenate((seq[-1, :, :half], seq[0, :, half:]), axis=1)
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         if self._shape is None:
             raise self.no_cache_error()
         shape, self._shape = self._shape, None
+        if not input_grad:
+            return None
         grad = np.zeros(shape, dtype=grad_out.dtype)
         seq = grad.transpose(1, 0, 2) if self.batch_first else grad
         if not self.bidirectional:

@@ -54,11 +54,11 @@ class Reshape(Layer):
         self._in_shape = x.shape
         return x.reshape(x.shape[0], *self.shape)
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         if self._in_shape is None:
             raise self.no_cache_error()
         shape, self._in_shape = self._in_shape, None
-        return np.asarray(grad_out).reshape(shape)
+        return np.asarray(grad_out).reshape(shape) if input_grad else None
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}"

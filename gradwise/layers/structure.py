@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from gradwise.core import Layer
+from gradwise.core import Layer, backward_of
 
 
 class Flatten(Layer):
@@ -29,11 +29,11 @@ class Flatten(Layer):
         self._shape = x.shape
         return x.reshape(*x.shape[: self.start_dim], math.prod(x.shape[self.start_dim :]))
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         if self._shape is None:
             raise self.no_cache_error()
         shape, self._shape = self._shape, None
-        return grad_out.reshape(shape)
+        return grad_out.reshape(shape) if input_grad else None
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}"
@@ -43,6 +43,7 @@ class Residual(Layer):
     """A skip connection around a block: y = x + block(x) (He et al., 2016, "Deep residual learning").
 
     The backward is the sum of the two paths: dL/dx = g + block.backward(g), with g = dL/dy.
+    With ``input_grad=False`` the block is told so too (its parameters still get their gradients).
 
     Parameters
     ----------
@@ -75,11 +76,12 @@ class Residual(Layer):
         # Not `fx += x`: a block may return its input itself (an identity, Dropout in eval mode).
         return fx + x.astype(fx.dtype, copy=False)
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         if not self._ready:
             raise self.no_cache_error()
         self._ready = False
-        return grad_out + self.block.backward(grad_out)
+        grad_block = backward_of(self.block, grad_out, input_grad)
+        return grad_out + grad_block if input_grad else None
 
 
 def _register_branches(layer: Layer, branches: tuple[Layer, ...]) -> None:
@@ -147,7 +149,8 @@ class Concat(Layer):
     Notes
     -----
     When every branch returns None as its input gradient (embedding branches fed integer indices),
-    `backward` returns None; otherwise it sums the gradients that are not None.
+    `backward` returns None; otherwise it sums the gradients that are not None. With
+    ``input_grad=False`` every branch is told so and `backward` returns None.
     """
 
     def __init__(self, *branches: Layer, axis: int = -1) -> None:
@@ -170,15 +173,15 @@ class Concat(Layer):
         y, self._sizes = _concat(self, [branch.forward(x) for branch in self.children()], self.axis)
         return y
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:  # type: ignore[override]  # None: see Notes
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         if self._sizes is None:
             raise self.no_cache_error()
         pieces = _split(grad_out, self._sizes, self.axis)
         self._sizes = None
         grad_in = None
         for branch, g in zip(self.children(), pieces):
-            gx = branch.backward(g)
-            if gx is not None:
+            gx = backward_of(branch, g, input_grad)
+            if gx is not None and input_grad:
                 grad_in = gx if grad_in is None else grad_in + gx
         return grad_in
 
@@ -191,7 +194,8 @@ class Parallel(Layer):
     by side (collaborative filtering, tabular data with categorical columns), followed by ordinary
     layers. A `DataLoader` given a tuple of arrays yields such tuples. The backward cuts dL/dy into
     the branches' pieces and returns the tuple of the branches' input gradients (None for an
-    embedding branch, whose input is integer indices).
+    embedding branch, whose input is integer indices); with ``input_grad=False`` it tells every
+    branch so and returns None.
 
     Parameters
     ----------
@@ -245,12 +249,15 @@ class Parallel(Layer):
         y, self._sizes = _concat(self, outputs, self.axis)
         return y
 
-    def backward(self, grad_out: np.ndarray) -> tuple[np.ndarray | None, ...]:  # type: ignore[override]
+    def backward(  # type: ignore[override]
+        self, grad_out: np.ndarray, *, input_grad: bool = True
+    ) -> tuple[np.ndarray | None, ...] | None:
         if self._sizes is None:
             raise self.no_cache_error()
         pieces = _split(grad_out, self._sizes, self.axis)
         self._sizes = None
-        return tuple(branch.backward(g) for branch, g in zip(self.children(), pieces))
+        grads = tuple(backward_of(branch, g, input_grad) for branch, g in zip(self.children(), pieces))
+        return grads if input_grad else None
 
     def input_dtype(self, floating: np.dtype) -> tuple[np.dtype, ...]:  # type: ignore[override]
         """One dtype per branch, each what the branch reads (`floating` for a nested multi-input branch)."""

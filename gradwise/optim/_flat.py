@@ -88,6 +88,8 @@ class FlatGroup:
         the same array keys (gathered into flat arrays if they are not the flat views already,
         e.g. after `load_state_dict` into a fresh optimizer).
         """
+        # Reading `p.grad` also fills a gradient still marked zero (`Parameter.zero_grad` is lazy),
+        # so the flat buffer holds every gradient before the update reads it.
         for p, d, g in zip(self.params, self._data_views, self._grad_views):
             if not p.requires_grad or p.data is not d or p.grad is not g:
                 return False

@@ -5,7 +5,7 @@ One training step, in the order the data flows (``docs/training.md``)::
     scores = model.forward(xb)                 # train mode
     loss_value = loss.forward(scores, yb) (+ penalty.value(params))
     optimizer.zero_grad()
-    model.backward(loss.backward())            # layers accumulate into Parameter.grad
+    model.backward(loss.backward(), input_grad=False)  # layers add to Parameter.grad
     penalty.backward(params)
     clip_grad_norm(params, max_norm)           # or clip_grad_value, if asked
     optimizer.step()
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradwise.core import Layer
+from gradwise.core import Layer, backward_of
 from gradwise.optim import clip
 from gradwise.training import checkpoint
 from gradwise.training.callbacks import Callback, CallbackList
@@ -319,7 +319,7 @@ class Trainer:
             if window == 0:
                 self.optimizer.zero_grad()
             grad = loss.backward()
-            model.backward(grad * grad.dtype.type(n) if weigh else grad)
+            backward_of(model, grad * grad.dtype.type(n) if weigh else grad, input_grad=False)  # no dL/dx
             window += n
             batch_logs: dict[str, Any] = {"loss": loss_value, "size": n}
             if (batch + 1) % k == 0 or batch + 1 == n_batches:

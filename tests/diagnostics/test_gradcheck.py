@@ -306,3 +306,27 @@ def test_check_model_takes_the_tuple_input_of_a_parallel_model():
     names = [c.name for c in report.checks]
     assert "input[1]" in names and "input[0]" not in names  # indices are not differentiable
     assert "0.0.0.weight" in names
+
+
+def test_check_model_checks_the_parameters_on_the_path_training_takes(rng, tol):
+    """Without check_input the model's backward is told input_grad=False, as the Trainer tells it;
+    with check_input it is not, and the input gradient is checked."""
+    seen: list[bool] = []  # shared by the deep copies check_model makes
+
+    class FlagProbe(Layer):
+        def forward(self, x):
+            return x
+
+        def backward(self, grad_out, *, input_grad=True):
+            seen.append(input_grad)
+            return grad_out if input_grad else None
+
+    model = Sequential(FlagProbe(), Linear(4, 3, rng=rng))
+    x, y = rng.standard_normal((6, 4)), rng.integers(0, 3, size=6)
+    report = check_model(model, SoftmaxCrossEntropy(), x, y)
+    assert [c.name for c in report.checks] == ["1.weight", "1.bias"]
+    assert report.max_rel_error < tol.gradcheck and seen == [False]
+    seen.clear()
+    with_input = check_model(model, SoftmaxCrossEntropy(), x, y, check_input=True)
+    assert [c.name for c in with_input.checks] == ["input", "1.weight", "1.bias"]
+    assert with_input.max_rel_error < tol.gradcheck and seen == [True]

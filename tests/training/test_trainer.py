@@ -475,3 +475,53 @@ def test_rich_bar_on_a_terminal() -> None:
     display.close()
     out = stream.getvalue()
     assert "epoch 1/2  loss 0.5  acc 0.75  250ms" in out and "epoch 2/2" in out
+
+
+# ------------------------------------------------------------------------------ the layer protocol
+
+
+class FlagProbe(Layer):
+    """Identity layer that records the `input_grad` flag of every backward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flags: list[bool] = []
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        self.flags.append(input_grad)
+        return grad_out if input_grad else None
+
+
+class OldStyleModel(Layer):
+    """A whole model written against the old protocol: backward(self, grad_out) only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = _mlp(8, 0)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.net.forward(x)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return self.net.backward(grad_out)
+
+
+def test_fit_tells_the_model_that_no_input_gradient_is_needed() -> None:
+    probe = FlagProbe()
+    trainer = _trainer(_mlp(16, 0, probe))
+    x, y = _spiral(20)
+    trainer.fit(_loader(x, y), epochs=1)
+    assert probe.flags == [False, False]  # two batches, the first layer told each time
+
+
+def test_fit_trains_a_model_with_the_old_backward_signature_as_before() -> None:
+    x, y = _spiral(20)
+    old = OldStyleModel()
+    new = _mlp(8, 0)
+    for model in (old, new):
+        _trainer(model).fit(_loader(x, y), epochs=2)
+    for p, q in zip(old.parameters(), new.parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data)
