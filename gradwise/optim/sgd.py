@@ -48,7 +48,8 @@ class SGD(Optimizer):
     fused : bool or None, default None
         Update each parameter in one compiled pass over its memory (numba, the ``gradwise[fast]``
         extra), with results identical to the NumPy reference bit for bit. None: when numba is
-        installed; True: require it (``ModuleNotFoundError`` naming the extra otherwise); False:
+        installed and the parameters hold at least 65,536 entries (`_fused.AUTO_MIN_SIZE`: below
+        it, the one-time ~0.4 s load of the kernels costs more than they save); True: require it (``ModuleNotFoundError`` naming the extra otherwise); False:
         the NumPy reference. ``torch.optim.SGD`` calls its variants ``fused=``/``foreach=``.
     flat : bool, default False
         One contiguous buffer per param group, updated in one call (see `Optimizer`).
@@ -99,9 +100,9 @@ class SGD(Optimizer):
             "nesterov": nesterov,
             "maximize": maximize,
         }
-        super().__init__(params, defaults, flat=flat, flush_denormals=flush_denormals,
-                         fused=_fused.resolve(fused, "SGD",
-                                               type(self)._update is not SGD._update))
+        super().__init__(params, defaults, flat=flat, flush_denormals=flush_denormals)
+        self.fused = _fused.resolve(fused, "SGD", type(self)._update is not SGD._update,
+                                    size=sum(p.size for g in self.param_groups for p in g["params"]))
 
     _nonnegative = ("momentum", "weight_decay")
 

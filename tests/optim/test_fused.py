@@ -311,15 +311,24 @@ def test_fused_true_without_numba_names_the_extra(monkeypatch) -> None:
     assert not SGD([Parameter(np.zeros(2))]).fused  # None: the NumPy reference
 
 
-def test_fused_none_follows_numba_and_respects_overridden_updates() -> None:
-    assert Adam([Parameter(np.zeros(2))]).fused == _fused.available()
-    assert not Adam([Parameter(np.zeros(2))], fused=False).fused
+def test_fused_none_follows_numba_size_and_overridden_updates() -> None:
+    big = _fused.AUTO_MIN_SIZE
+    # at least AUTO_MIN_SIZE entries in all (here over two parameters): fused when numba is there
+    pair = [Parameter(np.zeros(big // 2)), Parameter(np.zeros(big - big // 2))]
+    assert Adam(pair).fused == _fused.available()
+    assert SGD([Parameter(np.zeros(big))]).fused == _fused.available()
+    # fewer: the NumPy reference, unless fused=True asks for the kernel
+    assert not Adam([Parameter(np.zeros(big - 1))]).fused
+    assert not SGD([Parameter(np.zeros(2))]).fused
+    assert not Adam([Parameter(np.zeros(big))], fused=False).fused
+    if _fused.available():
+        assert Adam([Parameter(np.zeros(2))], fused=True).fused
 
     class Custom(SGD):
         def _update(self, p, state, group, lr):  # type: ignore[no-untyped-def]
             super()._update(p, state, group, lr)
 
-    assert not Custom([Parameter(np.zeros(2))]).fused
+    assert not Custom([Parameter(np.zeros(big))]).fused
 
 
 def test_import_gradwise_does_not_import_numba() -> None:
