@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradwise.core import Layer
+from gradwise.core import Layer, backward_of
 from gradwise.optim.lr_curve import (
     ABOVE_START,
     MIN_FACTOR,
@@ -200,7 +200,7 @@ def lr_find(
                     stop_reason = "diverged"
                 break
             optimizer.zero_grad()
-            model.backward(loss.backward())
+            backward_of(model, loss.backward(), input_grad=False)  # no one needs dL/dx
             if penalty is not None:
                 penalty.backward(params)
             optimizer.step()

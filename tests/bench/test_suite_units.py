@@ -113,23 +113,28 @@ def test_epoch_flops_counts_the_products_computed() -> None:
 
 
 def test_first_input_grad_computed_follows_backward() -> None:
-    # The real model: the answer is whether its backward returns an input gradient, and the
-    # parameters' gradients are left zeroed.
+    # The real model skips its first layer's input gradient when asked (input_grad=False, as the
+    # Trainer asks), and the parameters' gradients are left zeroed.
     model = mlp_cases.build(0)
-    assert isinstance(mlp_cases.first_input_grad_computed(model), bool)
+    assert mlp_cases.first_input_grad_computed(model) is False
     assert all(not p.grad.any() for p in model.parameters())
 
     class Skipping:
         def forward(self, x: np.ndarray) -> np.ndarray:
             return np.zeros((len(x), 10), dtype=np.float32)
 
-        def backward(self, g: np.ndarray) -> None:
-            return None
+        def backward(self, g: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+            return g @ np.zeros((10, 784), dtype=np.float32) if input_grad else None
 
         def zero_grad(self) -> None:
             pass
 
+    class Computing(Skipping):
+        def backward(self, g: np.ndarray, *, input_grad: bool = True) -> np.ndarray:
+            return g @ np.zeros((10, 784), dtype=np.float32)
+
     assert mlp_cases.first_input_grad_computed(Skipping()) is False
+    assert mlp_cases.first_input_grad_computed(Computing()) is True
 
 
 def test_optimizer_options_found_by_signature() -> None:
