@@ -107,6 +107,23 @@ def test_parallel_kernel_equals_the_serial_one(monkeypatch, name: str, dtype) ->
 
 
 @needs_numba
+@pytest.mark.parametrize("size", [1000, 1001, 64 * 3 + 5])
+def test_split_update_covers_every_entry_once(monkeypatch, size: int) -> None:
+    # The slices of a split update tile the array exactly (boundaries on 64 entries): a plain
+    # SGD step with lr 1 and gradient 1 lowers every entry by exactly 1.
+    monkeypatch.setattr(_fused, "PARALLEL_MIN_SIZE", 1)
+    monkeypatch.setattr(_fused, "_cores", lambda: 3)
+    _fused._pool.cache_clear()
+    try:
+        p = Parameter(np.zeros(size, dtype=np.float32))
+        p.grad[...] = 1
+        SGD([p], lr=1.0, fused=True).step()
+        np.testing.assert_array_equal(p.data, -1.0)
+    finally:
+        _fused._pool.cache_clear()
+
+
+@needs_numba
 @pytest.mark.parametrize(("name", "cls", "config"), CASES, ids=IDS)
 def test_fused_special_values_follow_the_reference(name: str, cls: type, config: dict) -> None:
     # NaN, infinities, zeros and huge gradients take the same path as in NumPy
