@@ -157,3 +157,18 @@ def oracle_errors(layer: gw.Layer, x: np.ndarray, upstream: np.ndarray) -> dict[
     for name, err in errors.items():
         record(f"{kind}:{type(layer).__name__}:{'param' if name not in ('output', 'input') else name}", err)
     return errors
+
+
+class FlagProbe(gw.Layer):
+    """Identity layer that records the `input_grad` flag of every backward it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flags: list[bool] = []
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        self.flags.append(input_grad)
+        return grad_out if input_grad else None

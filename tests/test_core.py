@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import away_from_zero, oracle_errors, rel_err
+from helpers import FlagProbe, away_from_zero, oracle_errors, rel_err
 
 import gradwise as gw
 from gradwise.core import Layer, Parameter, Sequential
@@ -542,21 +542,6 @@ def test_a_parameter_used_twice_in_one_backward_gets_the_sum(rng):
 # --------------------------------------------------------------- the protocol: the input_grad flag
 
 
-class Spy(Layer):
-    """Identity that records the `input_grad` it was given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.flags: list[bool] = []
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return x
-
-    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        self.flags.append(input_grad)
-        return grad_out if input_grad else None
-
-
 class OldStyle(Layer):
     """A custom layer written before the flag existed: y = 2 x, backward(self, grad_out) only."""
 
@@ -568,7 +553,7 @@ class OldStyle(Layer):
 
 
 def test_sequential_tells_only_its_first_layer_that_no_input_gradient_is_needed():
-    first, second, third = Spy(), Spy(), Spy()
+    first, second, third = FlagProbe(), FlagProbe(), FlagProbe()
     model = Sequential(first, second, third)
     x = np.ones((2, 3))
     model.forward(x)
@@ -579,7 +564,7 @@ def test_sequential_tells_only_its_first_layer_that_no_input_gradient_is_needed(
 
 
 def test_a_nested_sequential_passes_the_flag_to_its_own_first_layer():
-    inner_first, inner_second, outer_second = Spy(), Spy(), Spy()
+    inner_first, inner_second, outer_second = FlagProbe(), FlagProbe(), FlagProbe()
     model = Sequential(Sequential(inner_first, inner_second), outer_second)
     model.forward(np.ones(2))
     model.backward(np.ones(2), input_grad=False)
@@ -616,7 +601,7 @@ def test_an_old_style_custom_layer_works_first_in_a_sequential_and_inside_contai
         grad = model.backward(np.ones_like(y))
         if expected is not None:
             np.testing.assert_array_equal(grad, expected)
-    par = Parallel(OldStyle(), Spy())
+    par = Parallel(OldStyle(), FlagProbe())
     y = par.forward((x, x))
     assert par.backward(np.ones_like(y), input_grad=False) is None
     y = par.forward((x, x))
@@ -636,7 +621,7 @@ def test_whether_backward_takes_the_flag_is_looked_up_once_per_class():
             return None if kwargs.get("input_grad") is False else grad_out
 
     assert core._takes_input_grad(Kwargs) and not core._takes_input_grad(OldStyle)
-    assert core._takes_input_grad(Spy) and core._takes_input_grad(Linear)
+    assert core._takes_input_grad(FlagProbe) and core._takes_input_grad(Linear)
     assert core._TAKES_INPUT_GRAD[OldStyle] is False
     core._TAKES_INPUT_GRAD[OldStyle] = True  # the cache is what is consulted
     try:

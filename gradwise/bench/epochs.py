@@ -31,6 +31,24 @@ def to_torch(model: Any, torch_model: Any, torch: Any, rename: Callable[[str], s
     return torch_model
 
 
+def adam_pair(ctx: Context, lr: float) -> tuple[Any, Any]:
+    """Factories of the two optimizers a case compares: gradwise's Adam and torch's (None
+    without torch), both at `lr` with their defaults otherwise."""
+    from gradwise.optim import Adam
+
+    torch = ctx.torch
+    return (lambda ps: Adam(ps, lr=lr)), (None if torch is None else (lambda ps: torch.optim.Adam(ps, lr=lr)))
+
+
+def mnist1d_train(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-1D's training sequences (400 of them with --quick), float32 inputs, int64 labels."""
+    from gradwise.data.datasets import load_mnist1d
+
+    x, y, _, _ = load_mnist1d()
+    n = ctx.pick(400, len(x))
+    return np.ascontiguousarray(x[:n], dtype=np.float32), y[:n].astype(np.int64)
+
+
 def hand_epoch(model: Any, loss: Any, opt: Any, x: np.ndarray, y: np.ndarray, bs: int,
                record: list[dict[str, float]] | None) -> None:
     """One epoch written out over a `Sequential`, timing each child's forward and backward,

@@ -22,6 +22,7 @@ from gradwise.optim import SGD, Adam
 from gradwise.training import Callback, History, RunDir, Trainer, TrainingDiverged
 from gradwise.training.metrics import accuracy
 from gradwise.viz import plot_run
+from helpers import FlagProbe
 
 
 class ModeProbe(Layer):
@@ -478,21 +479,6 @@ def test_rich_bar_on_a_terminal() -> None:
 
 
 # ------------------------------------------------------------------------------ the layer protocol
-
-
-class FlagProbe(Layer):
-    """Identity layer that records the `input_grad` flag of every backward."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.flags: list[bool] = []
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return x
-
-    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        self.flags.append(input_grad)
-        return grad_out if input_grad else None
 
 
 class OldStyleModel(Layer):

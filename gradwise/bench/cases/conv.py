@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from gradwise.bench.context import Context
-from gradwise.bench.epochs import epoch_case, to_torch
+from gradwise.bench.epochs import adam_pair, epoch_case, mnist1d_train, to_torch
 from gradwise.bench.report import CaseResult, Target
 
 
@@ -63,21 +63,10 @@ def lenet_torch(torch: Any, model: Any) -> Any:
     return to_torch(model, net, torch)
 
 
-def _adam(ctx: Context, lr: float) -> tuple[Any, Any]:
-    from gradwise.optim import Adam
-
-    torch = ctx.torch
-    return (lambda ps: Adam(ps, lr=lr)), (None if torch is None else (lambda ps: torch.optim.Adam(ps, lr=lr)))
-
-
 def cnn_mnist1d(ctx: Context) -> CaseResult:
-    from gradwise.data.datasets import load_mnist1d
-
-    x, y, _, _ = load_mnist1d()
-    n = ctx.pick(400, len(x))
-    x, y = np.ascontiguousarray(x[:n], dtype=np.float32), y[:n].astype(np.int64)
+    x, y = mnist1d_train(ctx)
     torch = ctx.torch
-    make_opt, make_torch_opt = _adam(ctx, 1e-2)
+    make_opt, make_torch_opt = adam_pair(ctx, 1e-2)
     return epoch_case(
         ctx, "cnn-mnist1d", "MNIST-1D CNN epoch (the default config's model), batch 100, Adam lr 1e-2",
         x, y, 100, lambda: mnist1d_cnn(ctx.seed), None if torch is None else (lambda m: mnist1d_cnn_torch(torch, m)),
@@ -91,7 +80,7 @@ def lenet_epoch(ctx: Context) -> CaseResult:
     x = rng.standard_normal((n, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, size=n, dtype=np.int64)
     torch = ctx.torch
-    make_opt, make_torch_opt = _adam(ctx, 1e-3)
+    make_opt, make_torch_opt = adam_pair(ctx, 1e-3)
     return epoch_case(
         ctx, "lenet", "LeNet-style CNN epoch on 28x28 (Conv2d 1->6->16 k5, MaxPool 2, Linear 256-120-84-10), "
         "batch 64, Adam lr 1e-3",

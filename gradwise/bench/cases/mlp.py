@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from gradwise.bench.context import Context, optional
-from gradwise.bench.epochs import TORCH, TRAINER, epoch_case, to_torch
+from gradwise.bench.epochs import TORCH, TRAINER, adam_pair, epoch_case, to_torch
 from gradwise.bench.report import CaseResult, Target
 from gradwise.bench.timing import time_interleaved
 
@@ -80,16 +80,9 @@ def epoch_flops(n: int, first_input_grad: bool, sizes: tuple[int, ...] = SIZES) 
     return 2.0 * n * (2 * sum(macs) + input_grads)
 
 
-def _adam(ctx: Context) -> tuple[Any, Any]:
-    from gradwise.optim import Adam
-
-    torch = ctx.torch
-    return (lambda ps: Adam(ps, lr=1e-3)), (None if torch is None else (lambda ps: torch.optim.Adam(ps, lr=1e-3)))
-
-
 def mlp_epoch(ctx: Context, bs: int, n: int, target: float, gemm_target: float | None) -> CaseResult:
     x, y = data(ctx, n)
-    make_opt, make_torch_opt = _adam(ctx)
+    make_opt, make_torch_opt = adam_pair(ctx, 1e-3)
     torch = ctx.torch
     targets = [Target("ratio", "<=", target)]
     if gemm_target is not None:

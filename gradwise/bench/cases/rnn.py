@@ -7,19 +7,12 @@ from typing import Any
 import numpy as np
 
 from gradwise.bench.context import Context
-from gradwise.bench.epochs import epoch_case, to_torch
+from gradwise.bench.epochs import adam_pair, epoch_case, mnist1d_train, to_torch
 from gradwise.bench.report import CaseResult
 
 STEPS, HIDDEN, CLASSES = 40, 6, 10
 # The LSTM step: batch 64 of 50 steps of 32 features, 128 hidden units, the last step classified.
 LSTM_BATCH, LSTM_T, LSTM_IN, LSTM_HIDDEN = 64, 50, 32, 128
-
-
-def _adam(ctx: Context, lr: float) -> tuple[Any, Any]:
-    from gradwise.optim import Adam
-
-    torch = ctx.torch
-    return (lambda ps: Adam(ps, lr=lr)), (None if torch is None else (lambda ps: torch.optim.Adam(ps, lr=lr)))
 
 
 def gru(seed: int) -> Any:
@@ -48,13 +41,9 @@ def gru_torch(torch: Any, model: Any) -> Any:
 
 
 def gru_mnist1d(ctx: Context) -> CaseResult:
-    from gradwise.data.datasets import load_mnist1d
-
-    x, y, _, _ = load_mnist1d()
-    n = ctx.pick(400, len(x))
-    x, y = np.ascontiguousarray(x[:n], dtype=np.float32), y[:n].astype(np.int64)
+    x, y = mnist1d_train(ctx)
     torch = ctx.torch
-    make_opt, make_torch_opt = _adam(ctx, 1e-2)
+    make_opt, make_torch_opt = adam_pair(ctx, 1e-2)
     return epoch_case(
         ctx, "gru-mnist1d", f"MNIST-1D bidirectional GRU({HIDDEN}) epoch, Linear 480->10, batch 100, Adam lr 1e-2",
         x, y, 100, lambda: gru(ctx.seed), None if torch is None else (lambda m: gru_torch(torch, m)),
@@ -95,7 +84,7 @@ def lstm_step(ctx: Context) -> CaseResult:
     x = rng.standard_normal((steps * LSTM_BATCH, LSTM_T, LSTM_IN), dtype=np.float32)
     y = rng.integers(0, CLASSES, size=len(x), dtype=np.int64)
     torch = ctx.torch
-    make_opt, make_torch_opt = _adam(ctx, 1e-3)
+    make_opt, make_torch_opt = adam_pair(ctx, 1e-3)
     result = epoch_case(
         ctx, "lstm-step", f"LSTM({LSTM_IN}, {LSTM_HIDDEN}) training step on a batch of {LSTM_BATCH} x {LSTM_T} steps, "
         "last step -> Linear 128->10, Adam lr 1e-3",
