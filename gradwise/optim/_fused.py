@@ -160,7 +160,9 @@ def _cores() -> int:
 
 
 @lru_cache(maxsize=1)
-def _pool() -> ThreadPoolExecutor | None:
+def _pool(pid: int) -> ThreadPoolExecutor | None:
+    # Keyed by process id: a child forked after the first split update inherits the parent's
+    # executor object but none of its threads, and would wait forever on it.
     # Plain threads that sleep between steps, not numba's `parallel=True`: its OpenMP workers
     # spin after each update and starved OpenBLAS's threads in the next matrix product (the MLP
     # epoch ran 3x slower with them).
@@ -173,7 +175,7 @@ def run(kernel: str, size: int, *args: Any) -> None:
     and scalars; a large update is cut into one slice per core, run concurrently. Every entry is
     computed alone, so slicing changes no result."""
     fn = getattr(kernels(), kernel)
-    pool = _pool() if size >= PARALLEL_MIN_SIZE else None
+    pool = _pool(os.getpid()) if size >= PARALLEL_MIN_SIZE else None
     if pool is None:
         fn(*args)
         return

@@ -8,6 +8,8 @@ their per-parameter layout.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -121,6 +123,28 @@ def test_split_update_covers_every_entry_once(monkeypatch, size: int) -> None:
         np.testing.assert_array_equal(p.data, -1.0)
     finally:
         _fused._pool.cache_clear()
+
+
+@needs_numba
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_split_update_works_in_a_forked_child(monkeypatch) -> None:
+    # The parent's executor has no threads in a child forked after it ran: the child must get
+    # its own, not wait forever on the parent's.
+    monkeypatch.setattr(_fused, "PARALLEL_MIN_SIZE", 1)
+    p = Parameter(np.zeros(4096, dtype=np.float32))
+    p.grad[...] = 1
+    opt = SGD([p], lr=1.0, fused=True)
+    opt.step()  # the parent's pool now exists and has run
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if its split update completes and is right
+        try:
+            signal.alarm(20)
+            opt.step()
+            os._exit(0 if np.all(p.data == -2.0) else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
 
 @needs_numba
