@@ -280,14 +280,10 @@ class _ConvNd(Layer):
                 f"{self.in_channels} ({self._expected()})"
             )
         spatial_check(self._signature(), x.shape, x.shape[2:], self.kernel_size, self.dilation, self._pads)
-        kernel, stride, dilation, pads = self._geometry()
+        (kernel, stride, dilation, pads), g = self._geometry(), self.groups
         x4 = x[:, :, None, :] if self.nd == 1 else x
         n, c, h, w = x4.shape
-        out = (
-            out_size(h, kernel[0], stride[0], pads[0], dilation[0]),
-            out_size(w, kernel[1], stride[1], pads[1], dilation[1]),
-        )
-        g = self.groups
+        out = tuple(out_size(*axis) for axis in zip((h, w), kernel, stride, pads, dilation))  # (H_out, W_out)
         xp = pad2d(x4, pads, batch_last=True)
         cols = im2col(xp, kernel, stride, dilation, out, self._workspace)
         cols = cols.reshape(g, c // g * kernel[0] * kernel[1], out[0] * out[1] * n)
@@ -311,14 +307,12 @@ class _ConvNd(Layer):
             raise self.no_cache_error()
         cols, (n, c, h, w), out = self._cache
         self._cache = None
-        kernel, stride, dilation, pads = self._geometry()
-        g = self.groups
+        (kernel, stride, dilation, pads), g = self._geometry(), self.groups
         g4 = grad_out[:, :, None, :] if self.nd == 1 else grad_out
         # g as (groups, C_out / groups, H_out * W_out * N): no copy when stored batch innermost
         gmat = np.asarray(g4, dtype=cols.dtype).transpose(1, 2, 3, 0).reshape(g, self.out_channels // g, -1)
         wmat = self.weight.data.reshape(g, self.out_channels // g, -1)
         # dW = g cols^T, computed as (cols g^T)^T: BLAS is faster with the long side first.
-        # Then dcols = W^T g, written over cols (same shape, no longer needed).
         if self.weight.requires_grad:  # frozen: no gradient work
             if g == 1:  # summed over column blocks (column_blocks)
                 grad_w = sum(cols[0][:, s] @ gmat[0][:, s].T for s in column_blocks(self.out_channels, cols.shape[2])).T
@@ -329,16 +323,29 @@ class _ConvNd(Layer):
             self.bias.add_grad(gmat.sum(axis=2).reshape(-1))
         if not input_grad:  # the first layer of a model: no dcols product, no col2im
             return None
-        if g == 1:
-            dcols = np.matmul(wmat[0].T, gmat[0], out=cols[0])
-        else:
-            dcols = np.matmul(wmat.transpose(0, 2, 1), gmat, out=cols)
-        # col2im: scatter-add each kernel offset's block into the padded input gradient.
         (t, b), (left, r) = pads
-        dxp = np.zeros((c, h + t + b, w + left + r, n), dtype=cols.dtype)
-        dcols = dcols.reshape(c, kernel[0] * kernel[1], *out, n)
-        for k, rows, columns in offset_slices(kernel, stride, dilation, out):
-            dxp[:, rows, columns] += dcols[:, k]
+        wp, kk, co = w + left + r, kernel[0] * kernel[1], self.out_channels
+        dxp = np.zeros((c, h + t + b, wp, n), dtype=cols.dtype)
+        if wide := stride == (1, 1) and wp <= 2 * out[1]:
+            # Rows of g widened to the padded width wp with zeros (whose dcols are zero): each kernel offset's
+            # dcols block then lands on one contiguous run of dxp per channel, from (i d_h wp + j d_w) N: col2im
+            # 2x faster, for a wp / W_out times wider GEMM (LeNet's second conv: 1.5x, net -15% of its backward).
+            g_wide = np.zeros((co, out[0], wp, n), dtype=cols.dtype)
+            g_wide[:, :, : out[1]] = gmat.reshape(co, out[0], out[1], n)
+            gmat, run = g_wide.reshape(g, co // g, -1), ((out[0] - 1) * wp + out[1]) * n
+        # dcols = W^T g, into the column buffer (the columns are no longer needed)
+        dcols = self._workspace.get((g, c // g * kk, gmat.shape[2]), cols.dtype)
+        np.matmul(wmat.transpose(0, 2, 1), gmat, out=dcols)
+        # col2im: scatter-add each kernel offset's block into the padded input gradient.
+        if wide:
+            flat, dcols = dxp.reshape(c, -1), dcols.reshape(c, kk, -1)
+            for i, j in np.ndindex(*kernel):
+                start = (i * dilation[0] * wp + j * dilation[1]) * n
+                flat[:, start : start + run] += dcols[:, i * kernel[1] + j, :run]
+        else:
+            dcols = dcols.reshape(c, kk, *out, n)
+            for k, rows, columns in offset_slices(kernel, stride, dilation, out):
+                dxp[:, rows, columns] += dcols[:, k]
         dx = dxp[:, t : t + h, left : left + w].transpose(3, 0, 1, 2)
         return dx[:, :, 0, :] if self.nd == 1 else dx
 
