@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from gradwise.core import Sequential
 from gradwise.diagnostics import check_layer, check_model
 from gradwise.layers import Flatten, Linear, ReLU
-from gradwise.layers.conv import Conv1d, Conv2d, conv_output_shape
+from gradwise.layers.conv import Conv1d, Conv2d, column_blocks, conv_output_shape
 from gradwise.losses import SoftmaxCrossEntropy
 
 DTYPES = [np.float32, np.float64]
@@ -151,8 +151,9 @@ def test_matches_torch(rng, tol, cls, case, bias, dtype):
         (Conv1d, 25, 25, 3, 2, 1, (100, 25, 19)),
         (Conv2d, 1, 6, 5, 1, 0, (64, 1, 28, 28)),  # LeNet, one batch
         (Conv2d, 6, 16, 5, 1, 0, (64, 6, 12, 12)),
+        (Conv2d, 2, 8, 3, 1, 0, (10, 2, 25, 23)),  # 4,830 columns: blocked GEMMs, a partial last block
     ],
-    ids=["mnist1d-conv1", "mnist1d-conv2", "lenet-conv1", "lenet-conv2"],
+    ids=["mnist1d-conv1", "mnist1d-conv2", "lenet-conv1", "lenet-conv2", "blocked-partial"],
 )
 def test_benchmark_shapes_match_torch(rng, tol, dtype, cls, c_in, c_out, k, s, p, shape):
     """Full-size batches: sums over up to 36,864 terms. In float32 torch's own rounding error
@@ -520,3 +521,12 @@ def test_frozen_parameters_get_no_gradient_but_the_input_does(rng, groups):
     np.testing.assert_array_equal(layer.backward(g), trained.backward(g))
     assert not layer.weight.grad.any() and not layer.bias.grad.any()
     assert trained.weight.grad.any()
+
+
+@pytest.mark.parametrize("rows", [1, 8, 9, 16])
+@pytest.mark.parametrize("size", [0, 1, 4096, 4830, 36864])
+def test_column_blocks_cover_every_column_once(rows, size):
+    blocks = column_blocks(rows, size)
+    covered = np.concatenate([np.arange(size)[s] for s in blocks])
+    np.testing.assert_array_equal(covered, np.arange(size))
+    assert len(blocks) == (max(1, math.ceil(size / 4096)) if rows <= 8 else 1)
