@@ -130,22 +130,10 @@ class Adam(Optimizer):
     def _update(
         self, p: Parameter, state: dict[str, Any], group: Mapping[str, Any], lr: float
     ) -> None:
-        # float(): NumPy float64 hyperparameters would promote float32 arrays.
-        beta1, beta2 = (float(b) for b in group["betas"])
-        eps = float(group["eps"])
-        wd = float(group["weight_decay"])
-        decoupled = bool(group["decoupled_weight_decay"])
-        maximize, amsgrad = bool(group["maximize"]), bool(group["amsgrad"])
-
-        state["step"] += 1
-        t = state["step"]
-        step_size = lr / (1 - beta1**t)           # alpha / (1 - beta1^t)
-        sqrt_bc2 = math.sqrt(1 - beta2**t)        # sqrt(1 - beta2^t)
-        arrays = [p.data, p.grad, state["exp_avg"], state["exp_avg_sq"]]
-        if amsgrad:
-            if "max_exp_avg_sq" not in state:  # amsgrad switched on after this parameter's step 1
-                state["max_exp_avg_sq"] = np.zeros_like(p.data)
-            arrays.append(state["max_exp_avg_sq"])
+        beta1, beta2, eps, wd, decoupled, maximize, amsgrad = _hyperparameters(group)
+        moments = [a for a in _moments(p, state, amsgrad) if a is not None]  # m, v (, v_max)
+        step_size, sqrt_bc2 = _advance(state, beta1, beta2, lr)
+        arrays = [p.data, p.grad, *moments]
 
         # Block by block, so that each array crosses the memory bus once per step (see `blocks`).
         scratch = [self._scratch(p, 0), self._scratch(p, 1)]
@@ -188,21 +176,12 @@ class Adam(Optimizer):
         self, p: Parameter, state: dict[str, Any], group: Mapping[str, Any], lr: float
     ) -> bool:
         # The same update as `_update`, in one compiled pass (gradwise/optim/_fused.py).
-        beta1, beta2 = (float(b) for b in group["betas"])
-        eps = float(group["eps"])
-        wd = float(group["weight_decay"])
-        decoupled = bool(group["decoupled_weight_decay"])
-        amsgrad = bool(group["amsgrad"])
-        if amsgrad and "max_exp_avg_sq" not in state:
-            state["max_exp_avg_sq"] = np.zeros_like(p.data)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        vmax = state["max_exp_avg_sq"] if amsgrad else v
+        beta1, beta2, eps, wd, decoupled, maximize, amsgrad = _hyperparameters(group)
+        m, v, v_max = _moments(p, state, amsgrad)
+        vmax = v if v_max is None else v_max  # the kernel takes an array either way
         if not all(a.flags.c_contiguous for a in (p.data, p.grad, m, v, vmax)):
             return False
-        state["step"] += 1
-        t = state["step"]
-        step_size = lr / (1 - beta1**t)
-        sqrt_bc2 = math.sqrt(1 - beta2**t)
+        step_size, sqrt_bc2 = _advance(state, beta1, beta2, lr)
         move = step_size != 0
         dt = p.data.dtype.type
         _fused.run(
@@ -210,10 +189,33 @@ class Adam(Optimizer):
             v.reshape(-1), vmax.reshape(-1), dt(1 - lr * wd), dt(wd), dt(beta1), dt(1 - beta1),
             dt(beta2), dt(1 - beta2), dt(1 / (step_size * sqrt_bc2) if move else 0),
             dt(eps / step_size if move else 0), dt(np.finfo(dt).tiny), dt(0),
-            decoupled and wd != 0, wd != 0 and not decoupled, bool(group["maximize"]), amsgrad,
+            decoupled and wd != 0, wd != 0 and not decoupled, maximize, amsgrad,
             move, self.flush_denormals,
         )
         return True
+
+def _hyperparameters(group: Mapping[str, Any]) -> tuple[float, float, float, float, bool, bool, bool]:
+    """(beta1, beta2, eps, weight_decay, decoupled, maximize, amsgrad) of `group`, as Python
+    floats and bools: NumPy float64 hyperparameters would promote float32 arrays."""
+    beta1, beta2 = (float(b) for b in group["betas"])
+    return (beta1, beta2, float(group["eps"]), float(group["weight_decay"]),
+            bool(group["decoupled_weight_decay"]), bool(group["maximize"]), bool(group["amsgrad"]))
+
+
+def _moments(p: Parameter, state: dict[str, Any], amsgrad: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """m, v and (with AMSGrad) the running maximum of v, allocated here when AMSGrad was
+    switched on after this parameter's first step."""
+    if amsgrad and "max_exp_avg_sq" not in state:
+        state["max_exp_avg_sq"] = np.zeros_like(p.data)
+    return state["exp_avg"], state["exp_avg_sq"], state["max_exp_avg_sq"] if amsgrad else None
+
+
+def _advance(state: dict[str, Any], beta1: float, beta2: float, lr: float) -> tuple[float, float]:
+    """Count the step t and return the bias corrections: alpha / (1 - beta1^t), sqrt(1 - beta2^t)."""
+    state["step"] += 1
+    t = state["step"]
+    return lr / (1 - beta1**t), math.sqrt(1 - beta2**t)
+
 
 def AdamW(  # noqa: N802 -- named like the published algorithm and torch.optim.AdamW
     params: Iterable[Parameter] | Iterable[Mapping[str, Any]],
