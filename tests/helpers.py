@@ -172,3 +172,29 @@ class FlagProbe(gw.Layer):
     def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         self.flags.append(input_grad)
         return grad_out if input_grad else None
+
+
+def spiral_cli_config(epochs: int) -> str:
+    """A small `gradwise train` config (spiral, MLP with dropout, Adam, 6 steps per epoch) for
+    the command-line resume tests."""
+    return f"""
+[data]
+dataset = "spiral"
+n_per_class = 40
+[model]
+layers = [
+  {{ type = "Linear", in_features = 2, out_features = 16 }},
+  {{ type = "ReLU" }},
+  {{ type = "Dropout", p = 0.2 }},
+  {{ type = "Linear", in_features = 16, out_features = 3 }},
+]
+[loss]
+type = "SoftmaxCrossEntropy"
+[optimizer]
+type = "Adam"
+lr = 1e-2
+[train]
+epochs = {epochs}
+batch_size = 16
+seed = 5
+"""

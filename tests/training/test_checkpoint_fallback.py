@@ -31,6 +31,7 @@ from gradwise.training import RunDir, Trainer, checkpoint
 from gradwise.training.callbacks import EMA
 from gradwise.training.checkpoint import CorruptCheckpoint, NoIntactCheckpoint, ResumeWarning
 from gradwise.training.metrics import accuracy
+from helpers import spiral_cli_config
 
 pytestmark = pytest.mark.filterwarnings("ignore:Trainer. monitor='val_loss' needs a val_loader")
 
@@ -294,27 +295,7 @@ def test_an_explicit_checkpoint_is_that_one_only(finished: RunDir) -> None:
 
 # ------------------------------------------------------------------------------------ command line
 
-CONFIG = """
-[data]
-dataset = "spiral"
-n_per_class = 40
-[model]
-layers = [
-  { type = "Linear", in_features = 2, out_features = 16 },
-  { type = "ReLU" },
-  { type = "Dropout", p = 0.2 },
-  { type = "Linear", in_features = 16, out_features = 3 },
-]
-[loss]
-type = "SoftmaxCrossEntropy"
-[optimizer]
-type = "Adam"
-lr = 1e-2
-[train]
-epochs = 3
-batch_size = 16
-seed = 5
-"""
+CONFIG = spiral_cli_config(epochs=3)
 
 
 CLI_NEWEST, CLI_OLDER = "step-00000018-end", "step-00000012-end"  # 6 steps per epoch

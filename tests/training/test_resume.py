@@ -26,6 +26,7 @@ from gradwise.optim import SGD, Adam, schedules
 from gradwise.training import Callback, RunDir, Trainer, checkpoint
 from gradwise.training.callbacks import EMA, EarlyStopping
 from gradwise.training.metrics import accuracy
+from helpers import spiral_cli_config
 
 # Runs without validation choose their best checkpoint by the training loss, and say so.
 pytestmark = pytest.mark.filterwarnings("ignore:Trainer. monitor='val_loss' needs a val_loader")
@@ -341,27 +342,7 @@ def test_trainer_arguments_are_checked(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------ command line
 # (`gradwise train --resume`; they live here, next to the in-process resume tests they mirror)
 
-CONFIG = """
-[data]
-dataset = "spiral"
-n_per_class = 40
-[model]
-layers = [
-  { type = "Linear", in_features = 2, out_features = 16 },
-  { type = "ReLU" },
-  { type = "Dropout", p = 0.2 },
-  { type = "Linear", in_features = 16, out_features = 3 },
-]
-[loss]
-type = "SoftmaxCrossEntropy"
-[optimizer]
-type = "Adam"
-lr = 1e-2
-[train]
-epochs = 4
-batch_size = 16
-seed = 5
-"""
+CONFIG = spiral_cli_config(epochs=4)
 
 
 def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
