@@ -132,15 +132,11 @@ class Splits:
 
 def build_data(cfg: Config, rng: np.random.Generator) -> Splits:
     """Load the configured dataset and split off validation data from the training set only."""
-    from gradwise.data import Standardizer, load_mnist1d, make_spiral, train_test_split
+    from gradwise.cli.config.datasets import LOADERS
+    from gradwise.data import Standardizer, train_test_split
 
     body = cfg.section("data")
-    name = body["dataset"]
-    if name == "mnist1d":
-        x_train, y_train, x_test, y_test = load_mnist1d()
-    else:  # spiral
-        x, y = make_spiral(n_per_class=body["n_per_class"], n_classes=body["n_classes"], noise=body["noise"], rng=rng)
-        x_train, x_test, y_train, y_test = train_test_split(x, y, test=body["test"], stratify=y, rng=rng)
+    x_train, y_train, x_test, y_test = LOADERS[body["dataset"]](body, rng)
     val = body["val"]
     if val:
         x_train, x_val, y_train, y_val = train_test_split(x_train, y_train, test=val, stratify=y_train, rng=rng)

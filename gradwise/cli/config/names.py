@@ -94,4 +94,10 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "rmse": _metrics.rmse,
     "mae": _metrics.mae,
 }
-DATASETS = ("mnist1d", "spiral")
+# [data] keys every dataset takes (None: required), then each dataset's own keys and defaults.
+# The function that loads each dataset is `gradwise.cli.config.datasets.LOADERS[name]`.
+DATA_KEYS: dict[str, Any] = {"dataset": None, "val": 0.1, "standardize": False}
+DATASETS: dict[str, dict[str, Any]] = {
+    "mnist1d": {},
+    "spiral": {"n_per_class": 300, "n_classes": 3, "noise": 0.2, "test": 0.2},
+}

@@ -18,6 +18,7 @@ from typing import Any
 
 from gradwise.cli.config.names import (
     CONTAINERS,
+    DATA_KEYS,
     DATASETS,
     LAYERS,
     LOSSES,
@@ -40,15 +41,7 @@ class ConfigError(ValueError):
 
 # Section -> key -> default. `None` marks a required key.
 SECTIONS: dict[str, dict[str, Any]] = {
-    "data": {
-        "dataset": None,
-        "val": 0.1,
-        "standardize": False,
-        "n_per_class": 300,
-        "n_classes": 3,
-        "noise": 0.2,
-        "test": 0.2,
-    },
+    "data": DATA_KEYS,  # plus the dataset's own keys (names.DATASETS), checked once the dataset is known
     "model": {"layers": None, "init": "default"},
     "loss": {"type": None},
     "optimizer": {"type": None},
@@ -181,6 +174,11 @@ def validate(raw: Mapping[str, Any], source: str) -> Config:
         body = data[section]
         if not isinstance(body, dict):
             raise ConfigError(f"{source}: [{section}] must be a table")
+        if section == "data":
+            dataset = body.get("dataset")
+            if dataset is None:
+                raise ConfigError(f"{source}: [data] needs the key 'dataset' (one of {_choices(DATASETS)})")
+            spec = {**spec, **_lookup(DATASETS, dataset, "[data] dataset", source)}
         if section not in OPEN_SECTIONS:
             for key in body:
                 if key not in spec:
@@ -191,7 +189,6 @@ def validate(raw: Mapping[str, Any], source: str) -> Config:
                     raise ConfigError(f"{source}: [{section}] needs the key {key!r}")
                 body[key] = copy.deepcopy(default)
 
-    _lookup({d: d for d in DATASETS}, data["data"]["dataset"], "[data] dataset", source)
     _validate_layers(data["model"]["layers"], "[model] layers", source)
     for section, table in (("loss", LOSSES), ("optimizer", OPTIMIZERS), ("penalty", PENALTIES)):
         if section not in data:
