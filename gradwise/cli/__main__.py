@@ -52,7 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(seed)
 
     splits = cfgmod.build_data(cfg, rng)
-    model = cfgmod.build_model(cfg, rng)
+    model = cfgmod.build_model(cfg, rng, splits.meta)
     loss = cfgmod.build_loss(cfg)
     cfgmod.check_fit(model, loss, splits, cfg.source)
     # Loaders validate the data (NaN, inf, lengths); build them all before writing anything.
@@ -192,7 +192,7 @@ def _train_more_seeds(
     for s in range(base + 1, base + seeds):
         gw.manual_seed(s)
         rng = np.random.default_rng(s)
-        model = cfgmod.build_model(cfg, rng)
+        model = cfgmod.build_model(cfg, rng, splits.meta)
         loader = DataLoader(
             splits.x_train, splits.y_train, batch_size=int(train_cfg["batch_size"]),
             shuffle=bool(train_cfg["shuffle"]), rng=rng,
@@ -216,7 +216,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     cfg = cfgmod.load_or_default(args.config, tuple(args.set or ()))
     rng = np.random.default_rng(int(cfg.section("train")["seed"]))
     splits = cfgmod.build_data(cfg, rng)
-    model = cfgmod.build_model(cfg, rng)
+    model = cfgmod.build_model(cfg, rng, splits.meta)
     loss = cfgmod.build_loss(cfg)
     cfgmod.check_fit(model, loss, splits, cfg.source)
     x, y = splits.x_train[: args.samples], splits.y_train[: args.samples]

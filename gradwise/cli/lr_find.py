@@ -77,7 +77,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(seed)
 
     splits = cfgmod.build_data(cfg, rng)
-    model = cfgmod.build_model(cfg, rng)
+    model = cfgmod.build_model(cfg, rng, splits.meta)
     loss = cfgmod.build_loss(cfg)
     cfgmod.check_fit(model, loss, splits, cfg.source)
     optimizer = cfgmod.build_optimizer(cfg, model)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,9 +45,17 @@ def _build_layers(specs: list[dict[str, Any]], init: Any, rng: np.random.Generat
     return built
 
 
-def build_model(cfg: Config, rng: np.random.Generator) -> Sequential:
-    """A `Sequential` of the configured layers; weights drawn from `rng`."""
+def build_model(cfg: Config, rng: np.random.Generator, meta: Mapping[str, Any] | None = None) -> Layer:
+    """The configured model, weights drawn from `rng`: a `Sequential` of the `layers` list, or what
+    ``[model] learner`` builds from the data's description `meta` (`Splits.meta`)."""
     model_cfg = cfg.section("model")
+    if "learner" in model_cfg:
+        from gradwise.cli.config.learners import BUILDERS
+
+        try:
+            return BUILDERS[model_cfg["learner"]](model_cfg, dict(meta or {}), rng)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{cfg.source}: [model] learner {model_cfg['learner']}: {e}") from None
     return Sequential(*_build_layers(model_cfg["layers"], model_cfg["init"], rng, cfg.source))
 
 
@@ -128,6 +136,9 @@ class Splits:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    # What a learner needs to know of the data (cardinalities, counts, the fitted preprocessing)
+    # and what a run saves beside the model so that prediction on new rows works.
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def build_data(cfg: Config, rng: np.random.Generator) -> Splits:
@@ -136,7 +147,9 @@ def build_data(cfg: Config, rng: np.random.Generator) -> Splits:
     from gradwise.data import Standardizer, train_test_split
 
     body = cfg.section("data")
-    x_train, y_train, x_test, y_test = LOADERS[body["dataset"]](body, rng)
+    loaded = LOADERS[body["dataset"]](body, rng)
+    x_train, y_train, x_test, y_test = loaded[:4]
+    meta = dict(loaded[4]) if len(loaded) > 4 else {}
     val = body["val"]
     if val:
         x_train, x_val, y_train, y_val = train_test_split(x_train, y_train, test=val, stratify=y_train, rng=rng)
@@ -146,7 +159,7 @@ def build_data(cfg: Config, rng: np.random.Generator) -> Splits:
         scaler = Standardizer().fit(x_train)  # training statistics only
         x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
         x_val = scaler.transform(x_val) if len(x_val) else x_val
-    return Splits(x_train, y_train, x_val, y_val, x_test, y_test)
+    return Splits(x_train, y_train, x_val, y_val, x_test, y_test, meta)
 
 
 def check_fit(model: Any, loss: Any, splits: Any, source: str) -> None:

@@ -1,6 +1,7 @@
 """One loader per `[data] dataset`: the config's data table -> the arrays of one run.
 
-`LOADERS[name](body, rng)` returns ``(x_train, y_train, x_test, y_test)``; `build.build_data`
+`LOADERS[name](body, rng)` returns ``(x_train, y_train, x_test, y_test)`` or those and a `meta`
+dict describing the data for a ``[model] learner`` (`Splits.meta`); `build.build_data`
 then splits validation data off the training set and standardizes with training statistics
 alone, the same way for every dataset. A dataset's own keys and their defaults are declared in
 ``names.DATASETS`` (so a misspelled key is caught before anything loads); its loader is here.

@@ -94,6 +94,10 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "rmse": _metrics.rmse,
     "mae": _metrics.mae,
 }
+# `[model] learner = NAME` builds a ready-made model from the data's description (column
+# cardinalities, number of users/items, ...) instead of a `layers` list: NAME's own keys and defaults
+# here, its builder in `gradwise.cli.config.learners.BUILDERS`.
+LEARNERS: dict[str, dict[str, Any]] = {}
 # [data] keys every dataset takes (None: required), then each dataset's own keys and defaults.
 # The function that loads each dataset is `gradwise.cli.config.datasets.LOADERS[name]`.
 DATA_KEYS: dict[str, Any] = {"dataset": None, "val": 0.1, "standardize": False}

@@ -19,6 +19,7 @@ from typing import Any
 from gradwise.cli.config.names import (
     CONTAINERS,
     DATA_KEYS,
+    LEARNERS,
     DATASETS,
     LAYERS,
     LOSSES,
@@ -179,6 +180,9 @@ def validate(raw: Mapping[str, Any], source: str) -> Config:
             if dataset is None:
                 raise ConfigError(f"{source}: [data] needs the key 'dataset' (one of {_choices(DATASETS)})")
             spec = {**spec, **_lookup(DATASETS, dataset, "[data] dataset", source)}
+        if section == "model" and "learner" in body:
+            learner = _lookup(LEARNERS, body["learner"], "[model] learner", source)
+            spec = {"learner": None, "init": spec["init"], **learner}
         if section not in OPEN_SECTIONS:
             for key in body:
                 if key not in spec:
@@ -189,7 +193,8 @@ def validate(raw: Mapping[str, Any], source: str) -> Config:
                     raise ConfigError(f"{source}: [{section}] needs the key {key!r}")
                 body[key] = copy.deepcopy(default)
 
-    _validate_layers(data["model"]["layers"], "[model] layers", source)
+    if "learner" not in data["model"]:
+        _validate_layers(data["model"]["layers"], "[model] layers", source)
     for section, table in (("loss", LOSSES), ("optimizer", OPTIMIZERS), ("penalty", PENALTIES)):
         if section not in data:
             continue
