@@ -64,7 +64,7 @@ class Dropout(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
-        if not np.issubdtype(x.dtype, np.floating):
+        if x.dtype.kind != "f":  # not floating (np.issubdtype says the same, 10x slower)
             x = x.astype(DEFAULT_DTYPE)
         if not self.training or self.p == 0.0:
             self._mask = 1.0

@@ -25,7 +25,7 @@ def _float_input(x: np.ndarray, dtype: np.dtype | None) -> np.ndarray:
     x = np.asarray(x)
     if dtype is not None:
         return x.astype(dtype, copy=False)
-    return x if np.issubdtype(x.dtype, np.floating) else x.astype(DEFAULT_DTYPE)
+    return x if x.dtype.kind == "f" else x.astype(DEFAULT_DTYPE)  # kind "f": any floating dtype (issubdtype costs 0.6 us)
 
 
 # ------------------------------------------------------------------------------------ batch norm
