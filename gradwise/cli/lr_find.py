@@ -92,7 +92,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     run = RunDir.create(args.out) if args.out else RunDir.new("runs", name=f"lr-find-{name}")
     print(
         f"gradwise: lr-find {name} on {cfg.section('data')['dataset']} "
-        f"({len(splits.x_train)} training samples, batches of {loader.batch_size}), "
+        f"({len(splits.y_train)} training samples, batches of {loader.batch_size}), "
         f"{type(optimizer).__name__}, lr from {args.start_lr:g} to {args.end_lr:g} "
         f"over {args.steps} steps"
     )

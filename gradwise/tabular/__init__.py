@@ -22,6 +22,7 @@ from gradwise.tabular.model import SplitColumns
 from gradwise.tabular.model import emb_sz_rule
 from gradwise.tabular.model import embedding_sizes
 from gradwise.tabular.model import tabular_model
+from gradwise.tabular.splits import encode_splits
 
 __all__ = [
     "MODEL_DEFAULTS",
@@ -33,6 +34,7 @@ __all__ = [
     "TabularProcessor",
     "emb_sz_rule",
     "embedding_sizes",
+    "encode_splits",
     "load_learner",
     "model_from_config",
     "tabular_learner",
