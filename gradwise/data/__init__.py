@@ -14,11 +14,11 @@ from gradwise.data.loader import DataLoader
 from gradwise.data.preprocessing import Standardizer
 from gradwise.data.preprocessing import one_hot
 from gradwise.data.splits import kfold
+from gradwise.data.splits import train_dev_test_split
+from gradwise.data.splits import train_test_split
 from gradwise.data.tabular import Table
 from gradwise.data.tabular import load_csv
 from gradwise.data.tabular_preprocessing import TabularProcessor
-from gradwise.data.splits import train_dev_test_split
-from gradwise.data.splits import train_test_split
 
 __all__ = [
     "DataLoader",
