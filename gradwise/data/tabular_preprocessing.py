@@ -188,7 +188,7 @@ class TabularProcessor:
             Filled and normalized continuous values.
         """
         self._check_fitted()
-        t = _as_table(table)
+        t = _as_table(table, [*self.cat_names, *self.cont_names])
         self._require(t, with_y=False)
         n = len(t)
         x_cat = np.zeros((n, len(self.all_cat_names)), dtype=np.int64)
@@ -216,7 +216,7 @@ class TabularProcessor:
         self._check_fitted()
         if self.y_name is None:
             raise ValueError("TabularProcessor.transform_y: the processor has no target (y_name=None)")
-        t = _as_table(table)
+        t = _as_table(table, [self.y_name])
         self._require(t, with_y=True)
         values = t[self.y_name]
         if self.task == "regression":
@@ -318,8 +318,13 @@ class TabularProcessor:
         )
 
 
-def _as_table(table: Any) -> Table:
-    return table if isinstance(table, Table) else Table(table)
+def _as_table(table: Any, names: list[str] | None = None) -> Table:
+    """`table` as a Table; for row dicts, `names` are its columns (a key a row lacks is a missing value)."""
+    if isinstance(table, Table):
+        return table
+    if isinstance(table, Mapping):
+        return Table(table)
+    return Table(list(table), names=names)
 
 
 def _floats(values: np.ndarray, name: str) -> np.ndarray:

@@ -49,9 +49,11 @@ def test_learns_the_rule_and_predicts_labels_of_raw_rows(trained):
 
 def test_new_rows_with_unknown_and_missing_values_predict(trained):
     learn, _ = trained
-    rows = [{"colour": "purple", "x": 70.0, "noise": 0.0}, {"colour": None, "x": None, "noise": 1.0}, {"x": 20.0, "noise": 0}]
-    assert learn.predict(rows).shape == (3,)
-    assert learn.predict(rows[:1])[0] == "hi"
+    # A key a row lacks is a missing value, even in the first row; an unseen category maps to index 0.
+    rows = [{"x": 20.0, "noise": 0}, {"colour": "purple", "x": 70.0, "noise": 0.0}, {"colour": None, "x": None, "noise": 1.0}]
+    assert learn.encode(rows)[0][:, 0].tolist() == [0, 0, 0]
+    assert learn.encode(rows)[0][:, 1].tolist() == [1, 1, 2]  # x_na: present, present, missing
+    assert list(learn.predict(rows[:2])) == ["lo", "hi"]
 
 
 def test_saved_learner_predicts_identically(trained, tmp_path):
