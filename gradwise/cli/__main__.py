@@ -252,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gradwise.bench.runner import add_parser as add_bench
     from gradwise.cli.lr_find import add_parser as add_lr_find
     from gradwise.cli.plot import add_parser as add_plot
+    from gradwise.cli.predict import add_parser as add_predict
 
     parser = argparse.ArgumentParser(prog="gradwise", description="Neural networks on NumPy, every number in sight.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -289,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_lr_find(sub)
     add_plot(sub)
+    add_predict(sub)
     add_bench(sub)
     return parser
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+import gradwise as gw
 from gradwise.cli import config as cfgmod
 from gradwise.cli.__main__ import main
 from gradwise.tabular import load_learner
@@ -81,6 +82,16 @@ def test_train_saves_the_processor_and_the_run_predicts_new_rows(tmp_path, capsy
     rows = [{"colour": "red", "size": "XL", "x": None, "noise": 0.0}, {"colour": "green", "size": "M", "x": 20, "noise": 0}]
     assert list(learn.predict(rows)) == ["hi", "lo"]
 
+    # The same from the command line, on a file of new rows in the training data's format.
+    new = write_csv(tmp_path / "new.csv", n=30, seed=9)
+    capsys.readouterr()
+    assert main(["predict", str(out), str(new), "--out", str(tmp_path / "pred.csv")]) == 0
+    lines = (tmp_path / "pred.csv").read_text().splitlines()
+    assert lines[0] == "row,prediction,p(hi),p(lo)" and len(lines) == 31
+    table = gw.data.load_csv(new, ["colour", "size"], ["x", "noise"], "label")
+    assert [line.split(",")[1] for line in lines[1:]] == list(learn.predict(table))
+    assert "accuracy" in capsys.readouterr().err
+
 
 def test_the_validation_rows_are_not_seen_by_the_processor(tmp_path):
     cfg = cfgmod.load(write_config(tmp_path, write_csv(tmp_path / "t.csv")))
@@ -131,3 +142,22 @@ def test_gradcheck_runs_on_the_tabular_model(tmp_path, capsys):
     cfg_path = write_config(tmp_path, write_csv(tmp_path / "t.csv", n=120))
     assert main(["gradcheck", str(cfg_path), "--set", "model.dropout=0.0", "--samples", "6"]) == 0
     assert "PASSED" in capsys.readouterr().out
+
+
+def test_predict_reads_the_uci_layout_for_an_adult_run(tmp_path):
+    from gradwise.cli.predict import _read_rows
+    from gradwise.data.adult import ADULT_CAT_NAMES, ADULT_CONT_NAMES
+    from gradwise.tabular import TabularProcessor
+
+    row = "39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, Male, 2174, 0, 40, ?, >50K."
+    path = tmp_path / "adult.test"
+    path.write_text(f"|1x3 Cross validator\n{row}\n\n", encoding="utf-8")
+    proc = TabularProcessor(ADULT_CAT_NAMES, ADULT_CONT_NAMES, "income")
+    table, targets = _read_rows(str(path), {"dataset": "adult"}, proc)
+    assert len(table) == 1 and table["native-country"][0] is None and list(targets) == [">50K"]
+
+
+def test_predict_on_a_run_that_is_not_tabular_exits_2(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    assert main(["predict", str(tmp_path / "run"), str(write_csv(tmp_path / "t.csv", n=5))]) == 2
+    assert "neither a saved TabularLearner" in capsys.readouterr().err
