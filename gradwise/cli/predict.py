@@ -27,7 +27,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``predict`` on the ``add_subparsers()`` object of the ``gradwise`` parser."""
     p = subparsers.add_parser(
         "predict",
-        help="label the rows of a CSV file with a trained tabular run ([model] learner = \"tabular\")",
+        help='label the rows of a CSV file with a trained tabular run ([model] learner = "tabular")',
         description="Predict with a tabular run directory on new rows, read in the format of its training data.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `gradwise train`")

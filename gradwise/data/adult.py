@@ -101,7 +101,9 @@ def load_adult(
         labels = np.array([s.rstrip(".") for s in table[ADULT_TARGET]], dtype=object)
         bad = np.flatnonzero((labels != "<=50K") & (labels != ">50K"))
         if bad.size:
-            raise DataFormatError(f"{file}: data row {int(bad[0]) + 1} has the label {labels[bad[0]]!r}, not <=50K or >50K")
+            raise DataFormatError(
+                f"{file}: data row {int(bad[0]) + 1} has the label {labels[bad[0]]!r}, not <=50K or >50K"
+            )
         columns = {n: table[n] for n in table.names}
         columns[ADULT_TARGET] = labels
         tables.append(Table(columns))

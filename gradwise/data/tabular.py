@@ -47,7 +47,9 @@ class Table:
         Column names in order.
     """
 
-    def __init__(self, columns: Mapping[str, Any] | Iterable[Mapping[str, Any]], names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, columns: Mapping[str, Any] | Iterable[Mapping[str, Any]], names: Sequence[str] | None = None
+    ) -> None:
         if not isinstance(columns, Mapping):
             rows = list(columns)
             if not all(isinstance(r, Mapping) for r in rows):
@@ -180,14 +182,18 @@ def load_csv(
     declared = [*cat_names, *cont_names, *([y_name] if y_name is not None else [])]
     dupes = sorted({n for n in declared if declared.count(n) > 1})
     if dupes:
-        raise ValueError(f"load_csv: column {dupes[0]!r} is declared twice (categorical, continuous and target must differ)")
+        raise ValueError(
+            f"load_csv: column {dupes[0]!r} is declared twice (categorical, continuous and target must differ)"
+        )
     if not declared:
         raise ValueError("load_csv: declare at least one column (cat_names, cont_names or y_name)")
     na = {s.strip() for s in na_values}
     where = str(path)
     with open(path, newline="", encoding=encoding) as f:
         try:
-            columns, header_line = _read_rows(f, where, names, delimiter, comment, declared, set(cont_names), na, y_name)
+            columns, header_line = _read_rows(
+                f, where, names, delimiter, comment, declared, set(cont_names), na, y_name
+            )
         except UnicodeDecodeError as e:
             raise DataFormatError(f"{where}: not {encoding} text (byte offset {e.start}): {e.reason}") from None
     if header_line is None:

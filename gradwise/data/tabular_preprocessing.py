@@ -177,7 +177,9 @@ class TabularProcessor:
         self.fitted = True
         return self
 
-    def transform(self, table: Table | Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    def transform(
+        self, table: Table | Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The model inputs ``(x_cat, x_cont)`` of the rows of `table`.
 
         Returns
@@ -201,7 +203,9 @@ class TabularProcessor:
             x = _floats(t[c], c)
             missing = np.isnan(x)
             if missing.any() and not self.fill_missing:
-                raise ValueError(f"TabularProcessor.transform: continuous column {c!r} has missing values and fill_missing=False")
+                raise ValueError(
+                    f"TabularProcessor.transform: continuous column {c!r} has missing values and fill_missing=False"
+                )
             x = np.where(missing, self.medians[c], x)
             if c in self.na_names:
                 x_cat[:, offset + self.na_names.index(c)] = np.where(missing, 2, 1)
@@ -274,7 +278,9 @@ class TabularProcessor:
         if not isinstance(state, Mapping) or state.get("format") != FORMAT:
             raise ValueError(f"TabularProcessor.from_dict: not a saved TabularProcessor (format must be {FORMAT!r})")
         if state.get("version") != VERSION:
-            raise ValueError(f"TabularProcessor.from_dict: version {state.get('version')!r}, this gradwise reads {VERSION}")
+            raise ValueError(
+                f"TabularProcessor.from_dict: version {state.get('version')!r}, this gradwise reads {VERSION}"
+            )
         try:
             proc = cls(
                 state["cat_names"], state["cont_names"], state["y_name"], task=state["task"],
@@ -287,7 +293,9 @@ class TabularProcessor:
             y = state["y_classes"]
             proc.y_classes = None if y is None else [str(v) for v in y]
         except (KeyError, TypeError) as e:
-            raise ValueError(f"TabularProcessor.from_dict: the saved state is incomplete ({type(e).__name__}: {e})") from None
+            raise ValueError(
+                f"TabularProcessor.from_dict: the saved state is incomplete ({type(e).__name__}: {e})"
+            ) from None
         if not set(proc.na_names) <= set(proc.cont_names):
             raise ValueError("TabularProcessor.from_dict: na_names must be continuous columns")
         proc.fitted = True

@@ -90,7 +90,9 @@ class TabularLearner:
         The model's options (`MODEL_DEFAULTS` keys), saved so that `load_learner` rebuilds it.
     """
 
-    def __init__(self, processor: TabularProcessor, model: Sequential, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, processor: TabularProcessor, model: Sequential, options: Mapping[str, Any] | None = None
+    ) -> None:
         if not processor.fitted:
             raise ValueError("TabularLearner: the processor is not fitted")
         self.processor = processor
@@ -262,13 +264,17 @@ def tabular_learner(
         allowed = {"cat_names", "cont_names", "y_name", "task", "fill_missing", "normalize"}
         unknown = sorted(set(cols) - allowed)
         if unknown:
-            raise ValueError(f"tabular_learner: unknown column-description key {unknown[0]!r}; valid: {sorted(allowed)}")
+            raise ValueError(
+                f"tabular_learner: unknown column-description key {unknown[0]!r}; valid: {sorted(allowed)}"
+            )
         proc = TabularProcessor(
             cols.get("cat_names", ()), cols.get("cont_names", ()), cols.get("y_name"),
             **{k: cols[k] for k in ("task", "fill_missing", "normalize") if k in cols},
         )  # fmt: skip
     if not isinstance(proc, TabularProcessor):
-        raise TypeError(f"tabular_learner: expected a TabularProcessor or a column description, got {type(proc).__name__}")
+        raise TypeError(
+            f"tabular_learner: expected a TabularProcessor or a column description, got {type(proc).__name__}"
+        )
     if not proc.fitted:
         if train is None:
             raise ValueError("tabular_learner: the processor is not fitted; pass train= (the training rows) to fit it")
@@ -310,7 +316,9 @@ def load_learner(path: str | os.PathLike[str], checkpoint: str = "last") -> Tabu
         proc = TabularProcessor.load(folder / PROCESSOR_FILE)
         model_cfg = tomllib.loads((folder / "config.toml").read_text(encoding="utf-8")).get("model", {})
         if model_cfg.get("learner") != "tabular":
-            raise ValueError(f"{folder / 'config.toml'}: [model] learner is {model_cfg.get('learner')!r}, not 'tabular'")
+            raise ValueError(
+                f"{folder / 'config.toml'}: [model] learner is {model_cfg.get('learner')!r}, not 'tabular'"
+            )
         options = {k: model_cfg[k] for k in MODEL_DEFAULTS if k in model_cfg}
         weights = folder / "checkpoints" / f"{checkpoint}.safetensors"
     else:

@@ -81,7 +81,9 @@ class SplitColumns(Layer):
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, ...]:  # type: ignore[override]
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.n_columns:
-            raise ValueError(f"SplitColumns({self.n_columns}): input of shape {x.shape}, expected (N, {self.n_columns})")
+            raise ValueError(
+                f"SplitColumns({self.n_columns}): input of shape {x.shape}, expected (N, {self.n_columns})"
+            )
         self._ready = True
         return tuple(x[:, j] for j in range(self.n_columns))
 

@@ -79,7 +79,10 @@ def test_train_saves_the_processor_and_the_run_predicts_new_rows(tmp_path, capsy
     learn.model.eval()
     scores = learn.model.forward(splits.x_test)
     assert np.mean(scores.argmax(1) == splits.y_test) == pytest.approx(metrics["test"]["accuracy"], abs=1e-12)
-    rows = [{"colour": "red", "size": "XL", "x": None, "noise": 0.0}, {"colour": "green", "size": "M", "x": 20, "noise": 0}]
+    rows = [
+        {"colour": "red", "size": "XL", "x": None, "noise": 0.0},
+        {"colour": "green", "size": "M", "x": 20, "noise": 0},
+    ]
     assert list(learn.predict(rows)) == ["hi", "lo"]
 
     # The same from the command line, on a file of new rows in the training data's format.

@@ -105,7 +105,9 @@ def test_table_from_rows_take_and_errors():
 
 words = st.text(alphabet="abcdefghij-_ ", min_size=1, max_size=8).map(str.strip).filter(bool)
 numbers = st.floats(allow_nan=False, allow_infinity=False, width=32, min_value=-1e6, max_value=1e6)
-rows_strategy = st.lists(st.tuples(st.one_of(words, st.none()), st.one_of(numbers, st.none()), words), min_size=1, max_size=30)
+rows_strategy = st.lists(
+    st.tuples(st.one_of(words, st.none()), st.one_of(numbers, st.none()), words), min_size=1, max_size=30
+)
 
 
 @given(rows=rows_strategy)

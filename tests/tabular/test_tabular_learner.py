@@ -51,7 +51,11 @@ def test_learns_the_rule_and_predicts_labels_of_raw_rows(trained):
 def test_new_rows_with_unknown_and_missing_values_predict(trained):
     learn, _ = trained
     # A key a row lacks is a missing value, even in the first row; an unseen category maps to index 0.
-    rows = [{"x": 20.0, "noise": 0}, {"colour": "purple", "x": 70.0, "noise": 0.0}, {"colour": None, "x": None, "noise": 1.0}]
+    rows = [
+        {"x": 20.0, "noise": 0},
+        {"colour": "purple", "x": 70.0, "noise": 0.0},
+        {"colour": None, "x": None, "noise": 1.0},
+    ]
     assert learn.encode(rows)[0][:, 0].tolist() == [0, 0, 0]
     assert learn.encode(rows)[0][:, 1].tolist() == [1, 1, 2]  # x_na: present, present, missing
     assert list(learn.predict(rows[:2])) == ["lo", "hi"]
@@ -104,7 +108,11 @@ def test_uci_adult_reaches_fastais_accuracy_in_one_epoch():
     if folder is None:
         pytest.skip("the UCI Adult files are not here (set GRADWISE_DATA to a folder holding adult/)")
     train, test = gw.data.load_adult(folder)
-    columns = {"cat_names": gw.data.adult.ADULT_CAT_NAMES, "cont_names": gw.data.adult.ADULT_CONT_NAMES, "y_name": "income"}
+    columns = {
+        "cat_names": gw.data.adult.ADULT_CAT_NAMES,
+        "cont_names": gw.data.adult.ADULT_CONT_NAMES,
+        "y_name": "income",
+    }
     learn = tabular_learner(columns, layers=[200, 100], train=train, rng=np.random.default_rng(0))
     # One BLAS thread: these (64 x 56) @ (56 x 200) products gain nothing from more, and on a busy
     # machine a thread pool waiting for cores made the epoch 20x slower (docs/tabular.md).

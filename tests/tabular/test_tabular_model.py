@@ -15,7 +15,11 @@ CARDS = [4, 9, 3]
 
 
 def inputs(rng, n=16, cards=CARDS, n_cont=2):
-    x_cat = np.stack([rng.integers(0, c, n) for c in cards], axis=1).astype(np.int64) if cards else np.zeros((n, 0), np.int64)
+    x_cat = (
+        np.stack([rng.integers(0, c, n) for c in cards], axis=1).astype(np.int64)
+        if cards
+        else np.zeros((n, 0), np.int64)
+    )
     return x_cat, rng.standard_normal((n, n_cont)).astype(np.float32)
 
 
@@ -40,6 +44,7 @@ def test_the_layout_is_fastais_linear_relu_batchnorm_dropout():
     split, embeds, emb_drop = emb_branch.children()
     assert isinstance(split, SplitColumns) and isinstance(emb_drop, Dropout) and emb_drop.p == 0.05
     assert [(e.num_embeddings, e.embedding_dim) for e in embeds.children()] == [(4, 3), (9, 5), (3, 3)]
+    assert all(isinstance(e, Embedding) for e in embeds.children())
     assert isinstance(cont_branch, BatchNorm1d)
     for block, (n_in, h, p) in zip((block1, block2), ((11 + 2, 8, 0.1), (8, 6, 0.2))):
         lin, act, bn, drop = block.children()
@@ -122,7 +127,9 @@ def test_matches_a_torch_tabular_model(tol):
 
     twin = TorchTabular().double()
     names = {f"0.0.1.{i}.weight": f"embeds.{i}.weight" for i in range(len(CARDS))}
-    names.update({f"0.1.{k}": f"bn_cont.{k}" for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")})
+    names.update(
+        {f"0.1.{k}": f"bn_cont.{k}" for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+    )
     for j in range(len(layers)):
         names[f"{j + 1}.0.weight"] = f"layers.{3 * j}.weight"
         for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
