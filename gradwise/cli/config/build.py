@@ -145,7 +145,6 @@ def build_data(cfg: Config, rng: np.random.Generator) -> Splits:
     """Load the configured dataset and split off validation data from the training set only."""
     from gradwise.cli.config.datasets import LOADERS
     from gradwise.data import Standardizer, train_test_split
-
     from gradwise.data.rows import head, n_rows, take
 
     body = cfg.section("data")
@@ -189,8 +188,8 @@ def check_fit(model: Any, loss: Any, splits: Any, source: str) -> None:
         model.eval()
         out = model.forward(head(splits.x_train, 2))
     except ValueError as e:
-        shape = input_shape(splits.x_train, batch=-1)
-        shape = tuple(s[1:] for s in shape) if isinstance(splits.x_train, tuple) else shape[1:]  # type: ignore[index]
+        batch = input_shape(splits.x_train)  # one shape per input of a multi-input model
+        shape = tuple(s[1:] for s in batch) if isinstance(splits.x_train, tuple) else batch[1:]  # type: ignore[union-attr]
         raise ConfigError(f"{source}: the model does not fit the data (inputs of shape {shape}): {e}") from None
     finally:
         model.train()
