@@ -59,7 +59,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     # Loaders validate the data (NaN, inf, lengths); build them all before writing anything.
     batch_size = int(train_cfg["batch_size"])
     train_loader = DataLoader(
-        splits.x_train, splits.y_train, batch_size=batch_size, shuffle=bool(train_cfg["shuffle"]), rng=rng
+        splits.x_train, splits.y_train, batch_size=batch_size, shuffle=bool(train_cfg["shuffle"]), rng=rng,
+        drop_last=bool(train_cfg["drop_last"]),
     )
     val_loader = DataLoader(splits.x_val, splits.y_val, batch_size=1024) if len(splits.y_val) else None
     test_loader = DataLoader(splits.x_test, splits.y_test, batch_size=1024)
@@ -208,7 +209,7 @@ def _train_more_seeds(
         model = cfgmod.build_model(cfg, rng, splits.meta)
         loader = DataLoader(
             splits.x_train, splits.y_train, batch_size=int(train_cfg["batch_size"]),
-            shuffle=bool(train_cfg["shuffle"]), rng=rng,
+            shuffle=bool(train_cfg["shuffle"]), rng=rng, drop_last=bool(train_cfg["drop_last"]),
         )
         member = RunDir.create(run.path / f"seed-{s}")
         print(f"gradwise: ensemble member seed {s} ({member.path})")

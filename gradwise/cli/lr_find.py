@@ -84,7 +84,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     penalty = cfgmod.build_penalty(cfg)
     loader = DataLoader(
         splits.x_train, splits.y_train, batch_size=int(train_cfg["batch_size"]),
-        shuffle=bool(train_cfg["shuffle"]), rng=rng,
+        shuffle=bool(train_cfg["shuffle"]), rng=rng, drop_last=bool(train_cfg["drop_last"]),
     )
 
     # Claim the directory before the (possibly long) run, so a clash fails at once.

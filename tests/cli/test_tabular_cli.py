@@ -54,6 +54,7 @@ type = "one_cycle"
 [train]
 epochs = 4
 batch_size = 32
+drop_last = true
 seed = 3
 """
     path = tmp_path / "tab.toml"
