@@ -81,3 +81,26 @@ def test_the_columns_are_those_of_adult_names(real_adult):
     assert list(names) == list(ADULT_COLUMNS[:-1])
     assert [c for c, v in names.items() if v is None] == list(ADULT_CONT_NAMES)
     assert names["sex"] == ["Female", "Male"]
+
+
+def test_download_fetches_into_the_cache_and_checks_sha256(tmp_path, monkeypatch):
+    # A file:// "server" stands in for the UCI repository: no network in tests.
+    import hashlib
+
+    import gradwise.data.adult as adult
+
+    source = make_adult(tmp_path / "server")
+    (source / "adult.names").write_text("age: continuous.\n", encoding="utf-8")
+    urls = {name: (source / name).as_uri() for name in adult.ADULT_URLS}
+    digests = {name: hashlib.sha256((source / name).read_bytes()).hexdigest() for name in urls}
+    monkeypatch.setattr(adult, "ADULT_URLS", urls)
+    monkeypatch.setenv("GRADWISE_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("GRADWISE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(adult, "ADULT_SHA256", {**digests, "adult.test": "0" * 64})
+    with pytest.raises(DataFormatError, match="sha256 .* does not match"):
+        load_adult(download=True)
+    assert not (tmp_path / "cache" / "adult" / "adult.test").exists()
+    monkeypatch.setattr(adult, "ADULT_SHA256", digests)
+    train, test = load_adult(download=True)
+    assert (len(train), len(test)) == (2, 2)
+    assert sorted(p.name for p in (tmp_path / "cache" / "adult").iterdir()) == ["adult.data", "adult.test"]
