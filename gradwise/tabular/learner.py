@@ -155,7 +155,7 @@ class TabularLearner:
 
         AdamW with betas (0.9, 0.99), eps 1e-5 and decoupled weight decay `weight_decay`; the
         learning rate rises to `lr` over the first 25% of the steps and anneals (cosine) to
-        ``lr / 25 / 1e5``, Adam's beta1 moving 0.95 -> 0.85 -> 0.95: fastai's defaults.
+        ``lr / 1e5``, Adam's beta1 moving 0.95 -> 0.85 -> 0.95: fastai's defaults.
         Classification minimizes softmax cross-entropy, regression the mean squared error.
 
         Returns
@@ -179,7 +179,9 @@ class TabularLearner:
         if valid is not None:
             xv, yv = self.dataset(valid)
             val_loader = DataLoader(xv, yv, batch_size=1024)
-        schedule = one_cycle(max_lr=lr, total_steps=epochs * len(loader), pct_start=0.25, final_div_factor=1e5)
+        # fastai ends at lr_max / div_final = lr / 1e5; torch's (and gradwise's) final_div_factor divides
+        # the start, lr / 25: 1e5 / 25 = 4e3.
+        schedule = one_cycle(max_lr=lr, total_steps=epochs * len(loader), pct_start=0.25, final_div_factor=4e3)
         optimizer = AdamW(self.model.parameters(), lr=schedule, betas=(0.9, 0.99), eps=1e-5, weight_decay=weight_decay)
         classify = self.processor.task == "classification"
         trainer = Trainer(
