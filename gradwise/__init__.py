@@ -7,6 +7,7 @@ from gradwise import io
 from gradwise import layers
 from gradwise import losses
 from gradwise import optim
+from gradwise import tabular
 from gradwise._version import __version__
 from gradwise.core import Layer
 from gradwise.core import Parameter
@@ -40,5 +41,6 @@ __all__ = [
     "manual_seed",
     "metrics",
     "optim",
+    "tabular",
     "save",
 ]

@@ -198,3 +198,19 @@ epochs = {epochs}
 batch_size = 16
 seed = 5
 """
+
+
+def shared_data_dir(name: str) -> "Path | None":
+    """The folder of real dataset `name` (``adult``, ``ml-100k``, ...), or None where it is absent.
+
+    Looked up in ``$GRADWISE_DATA/<name>``, then ``<repo>/../shared/data/<name>`` (a clone beside
+    the workplace's shared folder) and ``<repo>/../../shared/data/<name>`` (a worktree one level
+    deeper). The library itself never looks there: tests pass the folder explicitly.
+    """
+    import os
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    candidates = [Path(os.environ["GRADWISE_DATA"]) / name] if os.environ.get("GRADWISE_DATA") else []
+    candidates += [repo.parent / "shared" / "data" / name, repo.parent.parent / "shared" / "data" / name]
+    return next((c for c in candidates if c.is_dir()), None)

@@ -32,7 +32,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     1: ("layers", "losses", "data", "io", "transfer"),
     2: ("optim", "diagnostics"),
     3: ("training",),
-    4: ("viz",),
+    4: ("viz", "tabular"),
     5: ("cli", "bench"),
 }
 FLOOR_OF = {name: floor for floor, names in FLOORS.items() for name in names}
@@ -286,6 +286,7 @@ PACKAGES = [
     "gradwise.training.trainer",
     "gradwise.training.ensemble",
     "gradwise.viz",
+    "gradwise.tabular",
     "gradwise.cli",
     "gradwise.cli.config",
 ]

@@ -25,6 +25,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import gradwise as gw
     from gradwise.cli import config as cfgmod
     from gradwise.data.loader import DataLoader
+    from gradwise.data.rows import input_shape
     from gradwise.training import checkpoint
     from gradwise.training.rundir import RunDir
 
@@ -58,9 +59,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     # Loaders validate the data (NaN, inf, lengths); build them all before writing anything.
     batch_size = int(train_cfg["batch_size"])
     train_loader = DataLoader(
-        splits.x_train, splits.y_train, batch_size=batch_size, shuffle=bool(train_cfg["shuffle"]), rng=rng
+        splits.x_train, splits.y_train, batch_size=batch_size, shuffle=bool(train_cfg["shuffle"]), rng=rng,
+        drop_last=bool(train_cfg["drop_last"]),
     )
-    val_loader = DataLoader(splits.x_val, splits.y_val, batch_size=1024) if len(splits.x_val) else None
+    val_loader = DataLoader(splits.x_val, splits.y_val, batch_size=1024) if len(splits.y_val) else None
     test_loader = DataLoader(splits.x_test, splits.y_test, batch_size=1024)
     eval_train_loader = DataLoader(splits.x_train, splits.y_train, batch_size=1024)
 
@@ -75,11 +77,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         run = RunDir.create(args.out) if args.out else RunDir.new("runs", name=name)
         run.write_config(cfg.data)
+        _write_meta_files(run, splits.meta)
     trainer = _make_trainer(cfg, model, loss, len(train_loader), run, progress=not args.no_progress)
     print(f"gradwise: training {name} on {cfg.section('data')['dataset']} "
-          f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test), "
+          f"({len(splits.y_train)} train / {len(splits.y_val)} val / {len(splits.y_test)} test), "
           f"{model.num_parameters():,} parameters, run directory {run.path}")
-    print(model.summary((1, *splits.x_train.shape[1:])))
+    print(model.summary(input_shape(splits.x_train)))
     resume_from = None
     if args.resume:
         if not (run.checkpoints_dir / checkpoint.LATEST).is_file():
@@ -123,6 +126,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"({results['wall_time']:.1f} s, {results['steps']} steps; {run.path})"
     )
     return 0
+
+
+def _write_meta_files(run: Any, meta: dict[str, Any]) -> None:
+    """What the dataset's loader saves beside the model (``meta["files"]``: file name -> JSON-able
+    value), e.g. the fitted tabular preprocessing as ``processor.json``, so a run can predict on new rows."""
+    import json
+
+    from gradwise.fileio import atomic_write_bytes
+
+    for fname, value in meta.get("files", {}).items():
+        atomic_write_bytes(run.path / fname, (json.dumps(value, indent=1) + "\n").encode("utf-8"))
 
 
 def _report_rejected(rejected: Any) -> None:
@@ -187,7 +201,7 @@ def _train_more_seeds(
 
     train_cfg = cfg.section("train")
     base = int(train_cfg["seed"])
-    val_loader = DataLoader(splits.x_val, splits.y_val, batch_size=1024) if len(splits.x_val) else None
+    val_loader = DataLoader(splits.x_val, splits.y_val, batch_size=1024) if len(splits.y_val) else None
     models = [first]
     for s in range(base + 1, base + seeds):
         gw.manual_seed(s)
@@ -195,7 +209,7 @@ def _train_more_seeds(
         model = cfgmod.build_model(cfg, rng, splits.meta)
         loader = DataLoader(
             splits.x_train, splits.y_train, batch_size=int(train_cfg["batch_size"]),
-            shuffle=bool(train_cfg["shuffle"]), rng=rng,
+            shuffle=bool(train_cfg["shuffle"]), rng=rng, drop_last=bool(train_cfg["drop_last"]),
         )
         member = RunDir.create(run.path / f"seed-{s}")
         print(f"gradwise: ensemble member seed {s} ({member.path})")
@@ -211,6 +225,7 @@ def _train_more_seeds(
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     from gradwise.cli import config as cfgmod
+    from gradwise.data.rows import head
     from gradwise.diagnostics import check_model
 
     cfg = cfgmod.load_or_default(args.config, tuple(args.set or ()))
@@ -219,7 +234,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     model = cfgmod.build_model(cfg, rng, splits.meta)
     loss = cfgmod.build_loss(cfg)
     cfgmod.check_fit(model, loss, splits, cfg.source)
-    x, y = splits.x_train[: args.samples], splits.y_train[: args.samples]
+    x, y = head(splits.x_train, args.samples), splits.y_train[: args.samples]
     report = check_model(
         model,
         loss,
@@ -238,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gradwise.bench.runner import add_parser as add_bench
     from gradwise.cli.lr_find import add_parser as add_lr_find
     from gradwise.cli.plot import add_parser as add_plot
+    from gradwise.cli.predict import add_parser as add_predict
 
     parser = argparse.ArgumentParser(prog="gradwise", description="Neural networks on NumPy, every number in sight.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -275,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_lr_find(sub)
     add_plot(sub)
+    add_predict(sub)
     add_bench(sub)
     return parser
 

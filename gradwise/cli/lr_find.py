@@ -84,7 +84,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     penalty = cfgmod.build_penalty(cfg)
     loader = DataLoader(
         splits.x_train, splits.y_train, batch_size=int(train_cfg["batch_size"]),
-        shuffle=bool(train_cfg["shuffle"]), rng=rng,
+        shuffle=bool(train_cfg["shuffle"]), rng=rng, drop_last=bool(train_cfg["drop_last"]),
     )
 
     # Claim the directory before the (possibly long) run, so a clash fails at once.
@@ -92,7 +92,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     run = RunDir.create(args.out) if args.out else RunDir.new("runs", name=f"lr-find-{name}")
     print(
         f"gradwise: lr-find {name} on {cfg.section('data')['dataset']} "
-        f"({len(splits.x_train)} training samples, batches of {loader.batch_size}), "
+        f"({len(splits.y_train)} training samples, batches of {loader.batch_size}), "
         f"{type(optimizer).__name__}, lr from {args.start_lr:g} to {args.end_lr:g} "
         f"over {args.steps} steps"
     )

@@ -5,6 +5,7 @@ See ``docs/data.md`` for a walk-through.
 
 from __future__ import annotations
 
+from gradwise.data.adult import load_adult
 from gradwise.data.datasets import load_mnist1d
 from gradwise.data.datasets import make_mnist1d
 from gradwise.data.datasets import make_spiral
@@ -15,11 +16,18 @@ from gradwise.data.preprocessing import one_hot
 from gradwise.data.splits import kfold
 from gradwise.data.splits import train_dev_test_split
 from gradwise.data.splits import train_test_split
+from gradwise.data.tabular import Table
+from gradwise.data.tabular import load_csv
+from gradwise.data.tabular_preprocessing import TabularProcessor
 
 __all__ = [
     "DataLoader",
     "Standardizer",
+    "Table",
+    "TabularProcessor",
     "kfold",
+    "load_adult",
+    "load_csv",
     "load_mnist1d",
     "make_mnist1d",
     "make_spiral",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +52,22 @@ def test_builtin_default_is_the_example_default_and_the_cnn():
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.toml")), ids=lambda p: p.name)
-def test_every_example_config_validates_and_builds(path):
+def test_every_example_config_validates_and_builds(path, monkeypatch):
     cfg = config.load(path)
-    model = config.build_model(cfg, np.random.default_rng(0))
+    meta = None
+    if "learner" in cfg.section("model"):  # a learner sizes itself from the data's description
+        from gradwise.data.sources import DatasetNotFoundError
+
+        from helpers import shared_data_dir
+
+        found = shared_data_dir(cfg.section("data")["dataset"])
+        if found is not None and not os.environ.get("GRADWISE_DATA"):
+            monkeypatch.setenv("GRADWISE_DATA", str(found.parent))
+        try:
+            meta = config.build_data(cfg, np.random.default_rng(0)).meta
+        except DatasetNotFoundError as e:
+            pytest.skip(f"{path.name}: its dataset is not here to describe the data ({e})")
+    model = config.build_model(cfg, np.random.default_rng(0), meta)
     config.build_optimizer(cfg, model)
     config.build_loss(cfg)
     assert model.num_parameters() > 0

@@ -145,16 +145,30 @@ def build_data(cfg: Config, rng: np.random.Generator) -> Splits:
     """Load the configured dataset and split off validation data from the training set only."""
     from gradwise.cli.config.datasets import LOADERS
     from gradwise.data import Standardizer, train_test_split
+    from gradwise.data.rows import head, n_rows, take
 
     body = cfg.section("data")
     loaded = LOADERS[body["dataset"]](body, rng)
     x_train, y_train, x_test, y_test = loaded[:4]
     meta = dict(loaded[4]) if len(loaded) > 4 else {}
     val = body["val"]
-    if val:
+    if "val" in meta:
+        # The loader split validation off itself (to fit its preprocessing on the training rows alone).
+        x_val, y_val = meta.pop("val")
+    elif val and isinstance(x_train, tuple):  # several inputs: split row indices, take them from each
+        idx_train, idx_val, y_train, y_val = train_test_split(
+            np.arange(n_rows(x_train)), y_train, test=val, stratify=y_train, rng=rng
+        )
+        x_train, x_val = take(x_train, idx_train), take(x_train, idx_val)
+    elif val:
         x_train, x_val, y_train, y_val = train_test_split(x_train, y_train, test=val, stratify=y_train, rng=rng)
     else:
-        x_val, y_val = x_train[:0], y_train[:0]
+        x_val, y_val = head(x_train, 0), y_train[:0]
+    if body["standardize"] and isinstance(x_train, tuple):
+        raise ConfigError(
+            f"{cfg.source}: [data] standardize = true needs one input array; dataset {body['dataset']!r} "
+            "has several inputs (it preprocesses its own columns)"
+        )
     if body["standardize"]:
         scaler = Standardizer().fit(x_train)  # training statistics only
         x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
@@ -168,13 +182,15 @@ def check_fit(model: Any, loss: Any, splits: Any, source: str) -> None:
     One forward pass on two samples gives the output width; the loss then validates every label of
     every split against scores of that width (zeros: only the labels are being checked).
     """
+    from gradwise.data.rows import head, input_shape
+
     try:
         model.eval()
-        out = model.forward(splits.x_train[:2])
+        out = model.forward(head(splits.x_train, 2))
     except ValueError as e:
-        raise ConfigError(
-            f"{source}: the model does not fit the data (inputs of shape {splits.x_train.shape[1:]}): {e}"
-        ) from None
+        batch = input_shape(splits.x_train)  # one shape per input of a multi-input model
+        shape = tuple(s[1:] for s in batch) if isinstance(splits.x_train, tuple) else batch[1:]  # type: ignore[union-attr]
+        raise ConfigError(f"{source}: the model does not fit the data (inputs of shape {shape}): {e}") from None
     finally:
         model.train()
     for part in ("train", "val", "test"):

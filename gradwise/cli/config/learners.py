@@ -14,4 +14,16 @@ import numpy as np
 
 from gradwise.core import Layer
 
-BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, Any], np.random.Generator], Layer]] = {}
+
+
+def _tabular(body: dict[str, Any], meta: dict[str, Any], rng: np.random.Generator) -> Layer:
+    from gradwise.tabular import MODEL_DEFAULTS, model_from_config
+
+    if "processor" not in meta:
+        raise ValueError("needs a tabular dataset ([data] dataset = \"adult\" or \"csv\"): the data has no processor")
+    return model_from_config(meta["processor"], {k: body[k] for k in MODEL_DEFAULTS}, rng)
+
+
+BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, Any], np.random.Generator], Layer]] = {
+    "tabular": _tabular,
+}

@@ -14,7 +14,10 @@ import numpy as np
 
 from gradwise import layers, losses, optim
 from gradwise.core import Layer
+from gradwise.data.adult import ADULT_CAT_NAMES, ADULT_CONT_NAMES
+from gradwise.data.tabular import NA_VALUES
 from gradwise.optim import schedules
+from gradwise.tabular import MODEL_DEFAULTS as _TABULAR_MODEL
 from gradwise.training import metrics as _metrics
 from gradwise.training.callbacks import ReduceLROnPlateau
 
@@ -97,11 +100,26 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 # `[model] learner = NAME` builds a ready-made model from the data's description (column
 # cardinalities, number of users/items, ...) instead of a `layers` list: NAME's own keys and defaults
 # here, its builder in `gradwise.cli.config.learners.BUILDERS`.
-LEARNERS: dict[str, dict[str, Any]] = {}
+LEARNERS: dict[str, dict[str, Any]] = {
+    # fastai's tabular model (gradwise.tabular): layers, dropout (one or one per layer), emb_dropout,
+    # emb_sizes = { column = width } overrides of min(600, round(1.6 * n**0.56)), bn_cont, use_bn, bn_final.
+    "tabular": dict(_TABULAR_MODEL),
+}
 # [data] keys every dataset takes (None: required), then each dataset's own keys and defaults.
 # The function that loads each dataset is `gradwise.cli.config.datasets.LOADERS[name]`.
 DATA_KEYS: dict[str, Any] = {"dataset": None, "val": 0.1, "standardize": False}
 DATASETS: dict[str, dict[str, Any]] = {
     "mnist1d": {},
     "spiral": {"n_per_class": 300, "n_classes": 3, "noise": 0.2, "test": 0.2},
+    # UCI Adult: train on adult.data, test on adult.test; path "" searches GRADWISE_DATA and the cache.
+    "adult": {
+        "path": "", "download": False, "cat_names": list(ADULT_CAT_NAMES), "cont_names": list(ADULT_CONT_NAMES),
+        "fill_missing": True, "normalize": True,
+    },
+    # Any CSV file with declared columns; test_path "" holds out `test` of the rows (stratified).
+    "csv": {
+        "path": None, "y_name": None, "cat_names": [], "cont_names": [], "test_path": "", "test": 0.2,
+        "task": "classification", "names": [], "delimiter": ",", "na_values": list(NA_VALUES), "comment": "",
+        "fill_missing": True, "normalize": True,
+    },
 }

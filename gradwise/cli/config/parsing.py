@@ -54,6 +54,7 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "seed": 0,
         "metrics": ["accuracy"],
         "shuffle": True,
+        "drop_last": False,  # leave out the last incomplete batch (a batch of one cannot be batch-normalized)
         "clip_grad_norm": 0.0,  # 0: off
         "clip_grad_value": 0.0,  # 0: off
         "checkpoint_every": 0,  # optimizer steps between checkpoints; 0: at the end of each epoch only
