@@ -221,7 +221,7 @@ class NotebookProgress(Progress):
         Seconds between two redraws of the bar (epoch ends always redraw).
     """
 
-    def __init__(self, width: int = 100, min_interval: float = 0.2) -> None:
+    def __init__(self, width: int = 120, min_interval: float = 0.2) -> None:
         self.width = int(width)
         self.min_interval = float(min_interval)
         self.total_epochs = 0
