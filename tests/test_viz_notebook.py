@@ -35,11 +35,11 @@ def test_outside_a_notebook_show_only_checks_and_returns_the_paths(tmp_path: Pat
 
 def test_in_a_notebook_each_png_is_displayed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     IPython = pytest.importorskip("IPython", reason="inline images go through IPython.display")
-    import IPython.display
+    ipython_display = pytest.importorskip("IPython.display")
 
     shown: list[Any] = []
     monkeypatch.setattr(IPython, "get_ipython", lambda: ZMQInteractiveShell())
-    monkeypatch.setattr(IPython.display, "display", shown.append)
+    monkeypatch.setattr(ipython_display, "display", shown.append)
     paths = plot_history(_history(), tmp_path, show=True)
     assert [p.name for p in paths] == ["loss.png", "accuracy.png"]
     assert [type(obj).__name__ for obj in shown] == ["Image", "Image"]
