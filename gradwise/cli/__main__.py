@@ -170,6 +170,10 @@ def _make_trainer(cfg: Any, model: Any, loss: Any, steps_per_epoch: int, run: An
 
         epochs = tuple(int(e) for e in train_cfg["histogram_epochs"])
         callbacks.append(HistogramSnapshots(epochs=epochs, draw=plot_histogram_data))
+    if train_cfg["tensorboard"]:
+        from gradwise.training.tensorboard import TensorBoard
+
+        callbacks.append(TensorBoard())  # RUN/tensorboard/{train,validation}
     return gw.Trainer(
         model,
         loss,

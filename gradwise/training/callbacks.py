@@ -30,7 +30,8 @@ be ``inf``) and NumPy arrays (weights), which the checkpoint stores in safetenso
 Importable from here: `Callback` and `CallbackList` (defined in ``callback_base.py``) and the
 built-in callbacks, each in a file of its own: `EMA` (``ema.py``), `EarlyStopping` and
 `TerminateOnNaN` (``stopping.py``), `ModelCheckpoint` and `CSVLogger` (``logging_callbacks.py``),
-`ReduceLROnPlateau` and `CycleMomentum` (``schedule_callbacks.py``). See ``docs/callbacks.md``.
+`ReduceLROnPlateau` and `CycleMomentum` (``schedule_callbacks.py``), `TensorBoard`
+(``tensorboard.py``, ``docs/tensorboard.md``). See ``docs/callbacks.md``.
 """
 
 from gradwise.training.callback_base import Callback, CallbackList, Logs, infer_mode, resolve_mode  # noqa: F401
@@ -38,6 +39,7 @@ from gradwise.training.ema import EMA
 from gradwise.training.logging_callbacks import CSVLogger, ModelCheckpoint
 from gradwise.training.schedule_callbacks import CycleMomentum, ReduceLROnPlateau
 from gradwise.training.stopping import EarlyStopping, TerminateOnNaN
+from gradwise.training.tensorboard import TensorBoard  # tensorboardX is imported only when it writes
 
 __all__ = [
     "EMA",
@@ -48,6 +50,7 @@ __all__ = [
     "EarlyStopping",
     "ModelCheckpoint",
     "ReduceLROnPlateau",
+    "TensorBoard",
     "TerminateOnNaN",
     "infer_mode",
 ]

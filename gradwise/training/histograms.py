@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from gradwise.core import Layer
-from gradwise.training.callbacks import Callback
+from gradwise.training.callback_base import Callback
 
 __all__ = ["HistogramSnapshots", "histogram_data", "load_histograms", "save_histograms"]
 

@@ -2,7 +2,9 @@
 
 On a terminal: a rich progress bar per epoch with the batch count, the running training loss,
 the previous epoch's metrics and the time left; each finished epoch leaves one summary line above
-the bar. Elsewhere (a log file, CI, a pipe): only the summary line, once per epoch, e.g.::
+the bar. In a Jupyter notebook (or JupyterLab, VS Code, Colab): the same bar and lines as one HTML
+output, rendered by rich and updated in place (`NotebookProgress`; no ANSI escapes, no ipywidgets
+needed). Elsewhere (a log file, CI, a pipe): only the summary line, once per epoch, e.g.::
 
     epoch 3/20  loss 0.512  acc 0.81  val_loss 0.6  val_acc 0.78  1.2s
 
@@ -11,12 +13,18 @@ rich is imported when the first bar is drawn, never at ``import gradwise``.
 
 from __future__ import annotations
 
+import io
 import math
+import os
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-__all__ = ["Progress", "NullProgress", "LineProgress", "RichProgress", "make_progress", "format_epoch_line"]
+__all__ = [
+    "Progress", "NullProgress", "LineProgress", "RichProgress", "NotebookProgress", "make_progress",
+    "format_epoch_line", "in_notebook",
+]
 
 # Keys that are bookkeeping rather than metrics; `time` is shown separately, at the end.
 _NOT_SHOWN = ("epoch", "lr", "time")
@@ -101,28 +109,10 @@ class RichProgress(Progress):
 
     def start(self, total_epochs: int, batches_per_epoch: int | None) -> None:
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.progress import Progress as _RichBar
 
         self.total_epochs = total_epochs
         self.batches_per_epoch = batches_per_epoch
-        self._bar = _RichBar(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TextColumn("[dim]{task.fields[last]}"),
-            TimeRemainingColumn(),
-            TimeElapsedColumn(),
-            console=Console(file=self.stream),
-            transient=True,
-        )
+        self._bar = _rich_bar(Console(file=self.stream), transient=True)
         self._bar.start()
 
     def start_epoch(self, epoch: int) -> None:
@@ -156,8 +146,151 @@ class RichProgress(Progress):
             self._task = None
 
 
+def _rich_bar(console: Any, transient: bool) -> Any:
+    """The rich bar both displays draw: epoch, bar, batches, running loss, last metrics, times."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import Progress as _RichBar
+
+    return _RichBar(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("[dim]{task.fields[last]}"),
+        TimeRemainingColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=transient,
+    )
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (notebook, JupyterLab, VS Code, Colab, Databricks).
+
+    The test rich itself makes (``rich.console._is_jupyter``), so our console and rich's agree;
+    IPython in a terminal is not a notebook. IPython is never imported here: a kernel has it loaded.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return False
+    return (
+        type(shell).__name__ == "ZMQInteractiveShell"
+        or "google.colab" in str(type(shell))
+        or bool(os.getenv("DATABRICKS_RUNTIME_VERSION"))
+    )
+
+
+# rich's own Jupyter markup (rich.jupyter.JUPYTER_HTML_FORMAT): a <pre> block with inline styles.
+_NOTEBOOK_HTML = (
+    '<pre style="white-space:pre;overflow-x:auto;line-height:normal;'
+    "font-family:Menlo,'DejaVu Sans Mono',consolas,'Courier New',monospace\">{code}</pre>"
+)
+
+
+class _Rendered:
+    """A rich renderable as Jupyter shows it: HTML with inline styles, and plain text (no ANSI)."""
+
+    def __init__(self, renderable: Any, width: int) -> None:
+        from rich.console import Console
+
+        console = Console(
+            file=io.StringIO(), record=True, width=width, force_terminal=True, force_jupyter=False,
+            color_system="truecolor",
+        )
+        console.print(renderable)
+        self.html = console.export_html(inline_styles=True, code_format=_NOTEBOOK_HTML, clear=False)
+        self.text = console.export_text(styles=False)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": self.text, "text/html": self.html}
+
+
+class NotebookProgress(Progress):
+    """In a notebook: the finished epochs' lines above a live rich bar, as one output updated in place.
+
+    The output is an IPython display (``display(..., display_id=True)``, then ``update``), so it
+    needs no ipywidgets and survives saving the notebook: what stays is the epoch lines (the bar
+    goes when training ends, as on a terminal).
+
+    Parameters
+    ----------
+    width : int
+        Characters per line of the rendering.
+    min_interval : float
+        Seconds between two redraws of the bar (epoch ends always redraw).
+    """
+
+    def __init__(self, width: int = 120, min_interval: float = 0.2) -> None:
+        self.width = int(width)
+        self.min_interval = float(min_interval)
+        self.total_epochs = 0
+        self.batches_per_epoch: int | None = None
+        self.lines: list[str] = []
+        self._bar: Any = None
+        self._task: Any = None
+        self._handle: Any = None
+        self._last = ""
+        self._drawn = -math.inf
+
+    def start(self, total_epochs: int, batches_per_epoch: int | None) -> None:
+        from IPython.display import display
+
+        self.total_epochs = total_epochs
+        self.batches_per_epoch = batches_per_epoch
+        self._bar = _rich_bar(None, transient=True)
+        self._handle = display(self._view(), display_id=True)
+
+    def start_epoch(self, epoch: int) -> None:
+        if self._bar is None:
+            return
+        description = f"epoch {epoch + 1}/{self.total_epochs}"
+        if self._task is None:
+            self._task = self._bar.add_task(description, total=self.batches_per_epoch, loss="-", last=self._last)
+        else:
+            self._bar.reset(self._task, total=self.batches_per_epoch, description=description, loss="-", last=self._last)
+        self._draw()
+
+    def update(self, batches_done: int, running_loss: float) -> None:
+        if self._bar is None or self._task is None:
+            return
+        self._bar.update(self._task, completed=batches_done, loss=_fmt(running_loss))
+        if time.perf_counter() - self._drawn >= self.min_interval:
+            self._draw()
+
+    def end_epoch(self, logs: Mapping[str, Any]) -> None:
+        if self._bar is None:
+            return
+        self._last = "last: " + format_metrics(logs)
+        self.lines.append(format_epoch_line(logs, self.total_epochs))
+        self._draw()
+
+    def close(self) -> None:
+        if self._bar is None:
+            return
+        self._bar = None
+        self._task = None
+        self._draw()  # the lines alone
+        self._handle = None
+
+    def _view(self) -> _Rendered:
+        from rich.console import Group
+        from rich.text import Text
+
+        parts: list[Any] = [Text(line) for line in self.lines]
+        if self._bar is not None and self._task is not None:
+            parts.append(self._bar.get_renderable())
+        return _Rendered(Group(*parts), self.width)
+
+    def _draw(self) -> None:
+        if self._handle is not None:
+            self._handle.update(self._view())
+        self._drawn = time.perf_counter()
+
+
 def make_progress(enabled: bool, stream: TextIO | None = None) -> Progress:
-    """The display for `Trainer(progress=enabled)`: a rich bar on a terminal, lines elsewhere.
+    """The display for `Trainer(progress=enabled)`: a rich bar on a terminal, an HTML bar in a
+    Jupyter notebook (`in_notebook`), lines elsewhere.
 
     Parameters
     ----------
@@ -168,6 +301,8 @@ def make_progress(enabled: bool, stream: TextIO | None = None) -> Progress:
     """
     if not enabled:
         return NullProgress()
+    if stream is None and in_notebook():
+        return NotebookProgress()
     stream = sys.stdout if stream is None else stream
     isatty = getattr(stream, "isatty", None)
     if callable(isatty) and isatty():

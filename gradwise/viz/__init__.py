@@ -8,6 +8,7 @@ One module per kind of picture, all re-exported here:
 - `gradwise.viz.histograms`: `plot_histograms`, `plot_histogram_data`;
 - `gradwise.viz.lr_finder`: `plot_lr_finder`;
 - `gradwise.viz.trajectories`: `plot_trajectories`, `animate_trajectories`;
+- `gradwise.viz.notebook`: `show`, the written PNGs inline in a Jupyter notebook;
 - `ema`, the bias-corrected moving average the curves are smoothed with.
 
 The lower packages compute what is drawn (a `History`, an `LRFinderResult`, histogram data,
@@ -23,6 +24,7 @@ from gradwise.viz._common import ema
 from gradwise.viz.histograms import plot_histogram_data, plot_histograms
 from gradwise.viz.history import plot_history
 from gradwise.viz.lr_finder import plot_lr_finder
+from gradwise.viz.notebook import show
 from gradwise.viz.run import BATCH_LOSS_FILE, HISTOGRAM_DIR, plot_run
 from gradwise.viz.schedule import plot_lr_schedule
 from gradwise.viz.trajectories import animate_trajectories, plot_trajectories
@@ -39,4 +41,5 @@ __all__ = [
     "plot_lr_schedule",
     "plot_run",
     "plot_trajectories",
+    "show",
 ]

@@ -22,7 +22,8 @@ _NOT_METRICS = ("epoch", "loss", "lr", "time")
 
 
 def plot_history(
-    history: History, out_dir: str | os.PathLike[str], *, smoothing: float | None = None, dpi: int = 120
+    history: History, out_dir: str | os.PathLike[str], *, smoothing: float | None = None, dpi: int = 120,
+    show: bool = False,
 ) -> list[Path]:
     """Write ``loss.png`` and one ``<metric>.png`` per metric of a training history.
 
@@ -40,6 +41,8 @@ def plot_history(
         The EMA's beta; by default it averages over about 1/20 of the iterations (at most 50).
     dpi : int
         Resolution of the PNGs.
+    show : bool
+        Also display them inline when running in a Jupyter notebook (`gradwise.viz.show`).
 
     Returns
     -------
@@ -78,6 +81,10 @@ def plot_history(
         ax.grid(alpha=0.3)
         ax.legend()
         written.append(save_png(fig, out / f"{safe_name(name)}.png", dpi))
+    if show:
+        from gradwise.viz.notebook import show as show_inline
+
+        show_inline(written)
     return written
 
 

@@ -8,6 +8,7 @@ before anything is built, trained or written.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import inspect
 import sys
 from collections.abc import Mapping
@@ -62,6 +63,7 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "accumulate": 1,  # batches whose gradients are summed into one optimizer step
         "histogram_epochs": [],  # epochs (1-based) at which to save weight/gradient histograms
         "seeds": 1,  # > 1: also train seed+1.., report the ensemble's gain on the test set
+        "tensorboard": False,  # true: TensorBoard event files in RUN/tensorboard (needs tensorboardX)
     },
 }
 OPTIONAL_SECTIONS = ("penalty", "schedule")
@@ -210,7 +212,18 @@ def validate(raw: Mapping[str, Any], source: str) -> Config:
         _check_kwargs(cls, args, "[schedule]", source, skip=("lr", "max_lr", "schedule_or_lr"))
     for name in data["train"]["metrics"]:
         _lookup(METRICS, name, "[train] metrics", source)
+    _check_tensorboard(data["train"]["tensorboard"], source)
     return Config(data, source)
+
+
+def _check_tensorboard(value: Any, source: str) -> None:
+    """``[train] tensorboard`` is a bool, and true only where its writer can be imported."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{source}: [train] tensorboard = {value!r} must be true or false")
+    if value and importlib.util.find_spec("tensorboardX") is None:
+        raise ConfigError(
+            f"{source}: [train] tensorboard = true needs tensorboardX: pip install 'gradwise[tensorboard]'"
+        )
 
 
 def _validate_layers(layer_list: Any, where: str, source: str) -> None:
