@@ -1,0 +1,116 @@
+"""Data-parallel training on localhost: `mpiexec -n 2` against one process, float64.
+
+Each run is examples/distributed_mlp.py (the MNIST-1D MLP of examples/mnist1d_mlp.toml, 3 epochs
+of 36 global batches of 100), which saves its final weights and epoch history.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mpi_helpers import ROOT, mpiexec_or_skip, run
+
+import gradwise as gw
+from gradwise.distributed import shard_bounds
+
+EXAMPLE = str(ROOT / "examples" / "distributed_mlp.py")
+
+
+def train(tmp_path: Path, ranks: int, *options: str) -> dict[str, np.ndarray]:
+    import sys
+
+    out = tmp_path / f"w{ranks}{''.join(options)}.npz"
+    command = [sys.executable, EXAMPLE, "--epochs", "3", "--save", str(out), *options]
+    if ranks > 1:
+        command = [mpiexec_or_skip(), "-n", str(ranks), *command]
+    result = run(command, timeout=120)
+    assert result.returncode == 0, result.stderr
+    with np.load(out) as data:
+        return dict(data)
+
+
+def max_weight_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    keys = [k for k in a if not k.startswith("history/")]
+    assert keys == [k for k in b if not k.startswith("history/")]
+    return max(float(np.abs(a[k] - b[k]).max()) for k in keys)
+
+
+def test_two_ranks_end_with_the_weights_of_one_process(tmp_path: Path, tol) -> None:  # type: ignore[no-untyped-def]
+    mpiexec_or_skip()
+    one, two = train(tmp_path, 1), train(tmp_path, 2)
+    assert max_weight_difference(one, two) <= tol.distributed
+    # The epoch logs are those of the global batches: the loss to rounding, the accuracy exactly
+    # (the scores of both ranks, gathered in the order of the batch rows).
+    np.testing.assert_allclose(two["history/loss"], one["history/loss"], rtol=tol.distributed, atol=0)
+    np.testing.assert_array_equal(two["history/accuracy"], one["history/accuracy"])
+
+
+def test_synchronized_batchnorm_matches_one_process_and_local_batchnorm_does_not(tmp_path: Path, tol) -> None:  # type: ignore[no-untyped-def]
+    mpiexec_or_skip()
+    one = train(tmp_path, 1, "--bn", "local")  # one process: BatchNorm over the whole batch
+    synced = train(tmp_path, 2, "--bn", "sync")
+    local = train(tmp_path, 2, "--bn", "local")  # each rank normalizes its half (DDP's default)
+    assert max_weight_difference(one, synced) <= tol.distributed
+    # The running statistics are those of the global batches too (every rank has the same).
+    for key in ("1.running_mean", "1.running_var", "4.running_mean", "4.running_var"):
+        np.testing.assert_allclose(synced[key], one[key], rtol=0, atol=tol.distributed)
+    assert max_weight_difference(one, local) > 1e-6
+
+
+def test_shards_cover_the_batch_in_order() -> None:
+    for n in (1, 2, 7, 100):
+        for size in (1, 2, 3, 8):
+            pieces = [shard_bounds(n, r, size) for r in range(size)]
+            assert pieces[0][0] == 0 and pieces[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
+            assert max(h - l for l, h in pieces) - min(h - l for l, h in pieces) <= 1
+
+
+def test_a_single_process_never_imports_mpi4py() -> None:
+    code = (
+        "import sys, numpy as np, gradwise as gw\n"
+        "from gradwise.data import DataLoader\n"
+        "m = gw.Sequential(gw.layers.Linear(2, 3))\n"
+        "t = gw.Trainer(m, gw.losses.SoftmaxCrossEntropy(), gw.optim.SGD(m.parameters(), lr=0.1), progress=False)\n"
+        "t.fit(DataLoader(np.ones((8, 2)), np.zeros(8, dtype=int), batch_size=4))\n"
+        "print('mpi4py' in sys.modules)\n"
+    )
+    import sys
+
+    result = run([sys.executable, "-c", code])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False"]
+
+
+def test_one_rank_distributed_is_bitwise_the_single_process_step() -> None:
+    # distributed=True with K = 1 runs the data-parallel step (flat buffer, loss slot, shards of
+    # the whole batch): the weights are bit for bit those of the ordinary step.
+    pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install 'gradwise[mpi]')")
+    code = (
+        "import numpy as np, gradwise as gw\n"
+        "from gradwise.data import DataLoader, make_spiral\n"
+        "x, y = make_spiral(n_per_class=30, n_classes=3, rng=np.random.default_rng(0))\n"
+        "out = []\n"
+        "for dist in (False, True):\n"
+        "    gw.manual_seed(1)\n"
+        "    m = gw.Sequential(gw.layers.Linear(2, 16), gw.layers.BatchNorm1d(16), gw.layers.ReLU(), gw.layers.Linear(16, 3))\n"
+        "    t = gw.Trainer(m, gw.losses.SoftmaxCrossEntropy(), gw.optim.Adam(m.parameters(), lr=1e-2),\n"
+        "                   metrics=[gw.metrics.accuracy], progress=False, distributed=dist, accumulate=2)\n"
+        "    t.fit(DataLoader(x, y, batch_size=16, shuffle=True, rng=np.random.default_rng(2)), epochs=3)\n"
+        "    out.append((m.state_dict(), t.history.epochs[-1]['loss'], t.history.batch_loss))\n"
+        "(a, la, ba), (b, lb, bb) = out\n"
+        "print(all(np.array_equal(a[k], b[k]) for k in a), la == lb, ba == bb)\n"
+    )
+    import sys
+
+    result = run([sys.executable, "-c", code])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "True"]
+
+
+def test_trainer_rejects_a_bad_distributed_argument() -> None:
+    m = gw.Sequential(gw.layers.Linear(2, 3))
+    with pytest.raises(TypeError, match="distributed must be a bool or a Communicator"):
+        gw.Trainer(m, gw.losses.SoftmaxCrossEntropy(), gw.optim.SGD(m.parameters(), lr=0.1), distributed="yes")
