@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100, help="the global batch, split across ranks")
     parser.add_argument("--bn", choices=("none", "local", "sync"), default="none",
                         help="BatchNorm after each hidden layer: none, per-rank statistics, or synchronized")
+    parser.add_argument("--hidden", type=int, default=100, help="units per hidden layer (100: the paper's MLP)")
     parser.add_argument("--save", help="write the final weights to this .npz (rank 0)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the other ranks")
     args = parser.parse_args()
@@ -40,12 +41,12 @@ def main() -> None:
 
     def hidden(n: int) -> list[gw.Layer]:
         if args.bn == "none":
-            return [Linear(n, 100), ReLU()]
+            return [Linear(n, args.hidden), ReLU()]
         # No bias before a BatchNorm: its gradient is zero but for rounding, which Adam would
         # amplify by 1/eps (docs/distributed.md).
-        return [Linear(n, 100, bias=False), BatchNorm1d(100), ReLU()]
+        return [Linear(n, args.hidden, bias=False), BatchNorm1d(args.hidden), ReLU()]
 
-    model = gw.Sequential(*hidden(40), *hidden(100), Linear(100, 10)).astype(np.float64)
+    model = gw.Sequential(*hidden(40), *hidden(args.hidden), Linear(args.hidden, 10)).astype(np.float64)
     comm = Communicator(timeout=args.timeout) if launched_size() > 1 else None
     if comm is not None and args.bn == "sync":
         convert_sync_batchnorm(model, comm)
@@ -54,15 +55,20 @@ def main() -> None:
     trainer = gw.Trainer(model, SoftmaxCrossEntropy(), Adam(model.parameters(), lr=1e-2),
                          metrics=[gw.metrics.accuracy], progress=False,
                          distributed=comm if comm is not None else False)
-    start = time.perf_counter()
+    start, in_collectives = time.perf_counter(), 0.0 if comm is None else comm.seconds
     trainer.fit(loader, epochs=args.epochs)
     seconds = time.perf_counter() - start
+    if comm is not None:  # the gradient all-reduces, the loss and scores exchanges, waiting included
+        in_collectives = comm.seconds - in_collectives
     test = trainer.evaluate(DataLoader(x_test, y_test, batch_size=1000, dtype=np.float64))
     if trainer.rank == 0:
         samples = args.epochs * len(x_train)
         print(f"{trainer.world_size} rank(s): {args.epochs} epochs in {seconds:.2f} s "
               f"({samples / seconds:,.0f} samples/s), train loss {trainer.history.epochs[-1]['loss']:.4f}, "
               f"test accuracy {test['accuracy']:.4f}")
+        if comm is not None:
+            print(f"collectives: {in_collectives:.2f} s of {seconds:.2f} s ({in_collectives / seconds:.0%}), "
+                  f"{trainer.global_step} gradient all-reduces of {8 * (model.num_parameters() + 1):,} bytes")
         if args.save:
             history = {f"history/{key}": np.array([row[key] for row in trainer.history.epochs])
                        for key in ("loss", "accuracy")}

@@ -58,6 +58,9 @@ class Communicator:
         This process's index, 0 .. size - 1; rank 0 writes the run directory.
     size : int
         Number of processes, K.
+    calls, seconds, bytes : int, float, int
+        Collectives run so far, the wall time spent in them (waiting for slower ranks included)
+        and the bytes this rank contributed: what docs/distributed.md's scaling figure reads.
     """
 
     def __init__(self, comm: Any = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -77,9 +80,24 @@ class Communicator:
         self.rank: int = int(self.comm.Get_rank())
         self.size: int = int(self.comm.Get_size())
         self.timeout = float(timeout)
+        self.calls, self.seconds, self.bytes = 0, 0.0, 0
 
     # ------------------------------------------------------------------ waiting with a deadline
-    def _wait(self, request: Any, what: str) -> None:
+    def _run(self, start: Any, what: str, nbytes: int) -> None:
+        """Start a non-blocking collective (`start()` returns its request) and wait for it."""
+        began = time.perf_counter()
+        try:
+            try:
+                request = start()
+            except self._mpi.Exception as e:
+                raise DistributedError(f"rank {self.rank} of {self.size}: {what} failed: {e}") from e
+            self._poll(request, what)
+        finally:
+            self.calls += 1
+            self.bytes += nbytes
+            self.seconds += time.perf_counter() - began
+
+    def _poll(self, request: Any, what: str) -> None:
         try:
             if request.Test():
                 return
@@ -98,12 +116,6 @@ class Communicator:
         except self._mpi.Exception as e:
             raise DistributedError(f"rank {self.rank} of {self.size}: {what} failed: {e}") from e
 
-    def _start(self, start: Any, what: str) -> Any:
-        try:
-            return start()
-        except self._mpi.Exception as e:
-            raise DistributedError(f"rank {self.rank} of {self.size}: {what} failed: {e}") from e
-
     # ------------------------------------------------------------------ collectives
     def allreduce_(self, buf: np.ndarray, what: str = "an all-reduce") -> np.ndarray:
         """Sum `buf` over the ranks, in place (one ``MPI_Iallreduce``); returns `buf`.
@@ -112,13 +124,13 @@ class Communicator:
         """
         if self.size > 1:
             mpi = self._mpi
-            self._wait(self._start(lambda: self.comm.Iallreduce(mpi.IN_PLACE, buf, op=mpi.SUM), what), what)
+            self._run(lambda: self.comm.Iallreduce(mpi.IN_PLACE, buf, op=mpi.SUM), what, buf.nbytes)
         return buf
 
     def bcast_(self, buf: np.ndarray, root: int = 0, what: str = "a broadcast") -> np.ndarray:
         """Overwrite `buf` on every rank with rank `root`'s (one ``MPI_Ibcast``); returns `buf`."""
         if self.size > 1:
-            self._wait(self._start(lambda: self.comm.Ibcast(buf, root=root), what), what)
+            self._run(lambda: self.comm.Ibcast(buf, root=root), what, buf.nbytes)
         return buf
 
     def bcast_object(self, obj: Any, root: int = 0, what: str = "a broadcast") -> Any:
@@ -138,11 +150,11 @@ class Communicator:
         data = np.frombuffer(pickle.dumps(obj), dtype=np.uint8)
         sizes = np.empty(self.size, dtype=np.int64)
         mine = np.array([data.size], dtype=np.int64)
-        self._wait(self._start(lambda: self.comm.Iallgather(mine, sizes), what), what)
+        self._run(lambda: self.comm.Iallgather(mine, sizes), what, mine.nbytes)
         offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
         out = np.empty(int(sizes.sum()), dtype=np.uint8)
         recv = [out, sizes.tolist(), offsets.tolist(), self._mpi.BYTE]
-        self._wait(self._start(lambda: self.comm.Iallgatherv(data, recv), what), what)
+        self._run(lambda: self.comm.Iallgatherv(data, recv), what, data.nbytes)
         return [pickle.loads(out[o : o + s].tobytes()) for o, s in zip(offsets.tolist(), sizes.tolist())]
 
     def agree(self, error: BaseException | None, what: str) -> None:
