@@ -172,12 +172,14 @@ def agree_on_resume(
             error = e
         else:  # what `checkpoint.resume` warns when it chooses itself
             for r in chosen.rejected:
-                warnings.warn(f"{r.reason}; trying the next older checkpoint", checkpoint.ResumeWarning, stacklevel=4)
+                message = f"{r.reason}; trying the next older checkpoint"
+                warnings.warn(message, checkpoint.ResumeWarning, stacklevel=4)
     comm.agree(error, "choosing the checkpoint to resume from")
-    path = comm.bcast_object(
-        None if chosen is None else str(Path(chosen.checkpoint.path) if isinstance(chosen, checkpoint.Resumable) else chosen),
-        what="the broadcast of the checkpoint to resume from",
-    )
+    if isinstance(chosen, checkpoint.Resumable):
+        mine = str(Path(chosen.checkpoint.path))
+    else:
+        mine = None if chosen is None else str(chosen)
+    path = comm.bcast_object(mine, what="the broadcast of the checkpoint to resume from")
     if comm.rank == 0:
         return chosen
     return None if path is None else path

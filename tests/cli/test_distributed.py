@@ -116,7 +116,9 @@ def test_a_hung_rank_is_stopped_by_the_deadline(tmp_path: Path) -> None:
     assert "gradwise: error: rank 0 of 2: the gradient all-reduce of optimizer step" in output
 
 
-def test_ensembles_and_histograms_are_refused_before_anything_is_written(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_ensembles_and_histograms_are_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for key, value in (("seeds", "2"), ("histogram_epochs", "[1]")):
         config = write_config(tmp_path, epochs=1, timeout=30)
         out = tmp_path / f"never-{key}"
