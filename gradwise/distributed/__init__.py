@@ -7,6 +7,7 @@ mpi4py; building a `Communicator` does.
 
 - `Communicator`, `DistributedError`, `launched_size`: the MPI collectives, with deadlines;
 - `DataParallel`: the flat gradient buffer, the weight broadcast, the batch sharding;
+- `ShardedGenerator`: a layer's generator that draws for the global batch and keeps a rank's rows;
 - `convert_sync_batchnorm`, `SyncBatchNorm1d`, `SyncBatchNorm2d`: global-batch BatchNorm.
 """
 
@@ -15,6 +16,7 @@ from gradwise.distributed.comm import Communicator
 from gradwise.distributed.comm import DistributedError
 from gradwise.distributed.comm import launched_size
 from gradwise.distributed.data_parallel import DataParallel
+from gradwise.distributed.data_parallel import ShardedGenerator
 from gradwise.distributed.data_parallel import shard_bounds
 from gradwise.distributed.sync_batchnorm import SyncBatchNorm1d
 from gradwise.distributed.sync_batchnorm import SyncBatchNorm2d
@@ -25,6 +27,7 @@ __all__ = [
     "Communicator",
     "DataParallel",
     "DistributedError",
+    "ShardedGenerator",
     "SyncBatchNorm1d",
     "SyncBatchNorm2d",
     "convert_sync_batchnorm",

@@ -5,11 +5,17 @@ layers keep writing their gradients in place), plus one slot at the end for this
 the batch loss, so that one ``Allreduce`` per optimizer step sums both. When the gradients live
 elsewhere (a ``flat=True`` optimizer has its own flat buffers, or ``astype`` rebound a gradient),
 they are copied in before the reduction and back after it.
+
+The random generators of the model's layers (Dropout's masks, a recurrent layer's dropout) are
+replaced by `ShardedGenerator` views of the same bit generators: during this rank's forward, a
+draw for its rows is the draw for the whole global batch, of which it keeps its rows. Every rank
+draws what one process draws, so masks are those of one process and the generators stay in step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -17,13 +23,42 @@ import numpy as np
 from gradwise.core import Layer, Parameter
 from gradwise.distributed.comm import Communicator
 
-__all__ = ["DataParallel", "shard_bounds"]
+__all__ = ["DataParallel", "ShardedGenerator", "shard_bounds"]
 
 
 def shard_bounds(n: int, rank: int, size: int) -> tuple[int, int]:
     """The rows ``[lo, hi)`` of a global batch of `n` samples that rank `rank` of `size` trains on:
     contiguous pieces in rank order, sizes differing by at most one (``n * r // size``)."""
     return n * rank // size, n * (rank + 1) // size
+
+
+class _Shard:
+    """The global batch being trained and this rank's rows of it (while `active`)."""
+
+    __slots__ = ("active", "hi", "lo", "n")
+
+    def __init__(self) -> None:
+        self.active, self.n, self.lo, self.hi = False, 0, 0, 0
+
+
+class ShardedGenerator(np.random.Generator):
+    """A layer's generator as one rank of a data-parallel run sees it.
+
+    It shares the bit generator of the generator it replaces (so checkpoints save and restore the
+    same state). While the trainer runs this rank's forward, ``random(size)`` with ``size[0]`` equal
+    to the rank's row count draws ``(n_global, *size[1:])`` values, as one process would for the
+    global batch, and returns this rank's rows of them; any other draw is the ordinary one.
+    """
+
+    _shard: _Shard
+
+    def random(self, size: Any = None, dtype: Any = np.float64, out: Any = None) -> Any:  # type: ignore[override]
+        s = self._shard
+        if s.active and out is None and size is not None:
+            shape = (int(size),) if np.ndim(size) == 0 else tuple(int(d) for d in size)
+            if shape and shape[0] == s.hi - s.lo and shape[0] != s.n:
+                return super().random((s.n, *shape[1:]), dtype=dtype)[s.lo : s.hi]
+        return super().random(size, dtype=dtype, out=out)
 
 
 class DataParallel:
@@ -67,14 +102,35 @@ class DataParallel:
                 view[...] = p.grad
                 p.grad = view
             self.views.append(view)
+        self._shard = _Shard()
+        self.random_layers = 0  # layers whose generators now draw for the global batch
+        for _, module in model.named_modules():
+            for attr, value in list(vars(module).items()):
+                if isinstance(value, np.random.Generator) and not isinstance(value, ShardedGenerator):
+                    sharded = ShardedGenerator(value.bit_generator)
+                    sharded._shard = self._shard
+                    object.__setattr__(module, attr, sharded)
+                    self.random_layers += 1
         self.broadcast_state()
 
     # ------------------------------------------------------------------ per step
     def shard(self, xb: Any, yb: Any) -> tuple[Any, Any]:
-        """This rank's rows of a global batch (`xb` may be a tuple of inputs)."""
-        lo, hi = shard_bounds(len(yb), self.comm.rank, self.comm.size)
+        """This rank's rows of a global batch (`xb` may be a tuple of inputs); the batch whose
+        draws `drawing` shards."""
+        n = len(yb)
+        lo, hi = shard_bounds(n, self.comm.rank, self.comm.size)
+        self._shard.n, self._shard.lo, self._shard.hi = n, lo, hi
         xs = tuple(x[lo:hi] for x in xb) if isinstance(xb, tuple) else xb[lo:hi]
         return xs, yb[lo:hi]
+
+    @contextmanager
+    def drawing(self) -> Iterator[None]:
+        """Around this rank's training forward: the layers' random draws are the global batch's."""
+        self._shard.active = True
+        try:
+            yield
+        finally:
+            self._shard.active = False
 
     def allreduce_gradients(self, loss_share: float, step: int) -> float:
         """Sum every rank's gradients (in ``p.grad``) and loss shares: one ``Allreduce``.
@@ -100,6 +156,12 @@ class DataParallel:
     def allreduce_scalar(self, value: float, what: str) -> float:
         """The sum over the ranks of `value` (a loss share inside an accumulation group)."""
         return float(self.comm.allreduce_(np.array([value], dtype=np.float64), what=what)[0])
+
+    def sync_layers(self) -> int:
+        """The number of synchronized BatchNorm layers (collectives inside the forward)."""
+        from gradwise.distributed.sync_batchnorm import _SyncBatchNorm
+
+        return sum(isinstance(m, _SyncBatchNorm) for _, m in self.model.named_modules())
 
     # ------------------------------------------------------------------ state
     def broadcast_state(self) -> None:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from gradwise.training.progress import Progress
     from gradwise.training.trainer import Trainer
 
-__all__ = ["ShardedTotals", "agree_on_resume", "train_epoch"]
+__all__ = ["ShardedTotals", "start_fit", "train_epoch"]
 
 
 class ShardedTotals(EpochAccumulator):
@@ -99,6 +99,12 @@ def train_epoch(
     window = 0  # global samples whose gradients are accumulated but not yet applied
     for batch, (xb, yb) in enumerate(batches, 0 if resumed is None else resumed.batch):
         n_global = len(yb)
+        if n_global < dp.comm.size and (dp.random_layers or dp.sync_layers()):
+            raise ValueError(
+                f"Trainer.fit: batch {batch + 1} of epoch {epoch + 1} has {n_global} sample(s) for "
+                f"{dp.comm.size} ranks, but the model's random or synchronized layers need every rank "
+                f"to take part: use drop_last=True or a batch size whose remainder is 0 or >= {dp.comm.size}"
+            )
         xl, yl = dp.shard(xb, yb)
         n = len(yl)
         trainer.callbacks.on_train_batch_begin(batch, {"size": n_global})
@@ -108,7 +114,8 @@ def train_epoch(
         last = (batch + 1) % k == 0 or batch + 1 == n_batches
         scores, share, grad = None, 0.0, None
         if n:  # a last global batch smaller than K leaves some ranks without a row
-            scores = model.forward(cast(xl, dtype))
+            with dp.drawing():  # Dropout draws the global batch's mask and keeps this rank's rows
+                scores = model.forward(cast(xl, dtype))
             local = float(loss.forward(scores, yl))
             share = local * n / n_global if mean else local
             grad = loss.backward()
@@ -152,10 +159,12 @@ def train_epoch(
     return totals.results("Trainer.fit: train_loader")
 
 
-def agree_on_resume(
-    trainer: Trainer, source: str | os.PathLike[str] | checkpoint.Resumable | None, strict: bool
+def start_fit(
+    trainer: Trainer, loader: Any, source: str | os.PathLike[str] | checkpoint.Resumable | None, strict: bool
 ) -> str | os.PathLike[str] | checkpoint.Resumable | None:
-    """The checkpoint every rank resumes from: the one rank 0 chooses (it may set damaged ones
+    """What every rank does at the start of `fit`: take rank 0's random generators (the library
+    default, the loader's, the layers'), so that every rank draws the same data order and the same
+    masks; and return the checkpoint to resume from, the one rank 0 chooses (it may set damaged ones
     aside while the others read), passed to the other ranks as that checkpoint's own directory.
 
     A collective: every rank of a distributed trainer calls it at the start of every `fit`.
@@ -163,6 +172,17 @@ def agree_on_resume(
     dp = trainer._data_parallel
     assert dp is not None
     comm = dp.comm
+    found = checkpoint.generators(trainer.model, loader)
+    states = comm.bcast_object(
+        {key: g.bit_generator.state for key, g in found.items()}, what="the broadcast of the random generators"
+    )
+    if set(states) != set(found):
+        raise ValueError(
+            f"Trainer.fit: rank 0 has the random generators {sorted(states)}, rank {comm.rank} {sorted(found)}: "
+            "every rank must build the same model and loader"
+        )
+    for key, g in found.items():
+        g.bit_generator.state = states[key]
     chosen: str | os.PathLike[str] | checkpoint.Resumable | None = source
     error: BaseException | None = None
     if comm.rank == 0 and source is not None and not isinstance(source, checkpoint.Resumable):

@@ -258,10 +258,10 @@ class Trainer:
         recorder = self._recorder
         if recorder is not None:
             recorder.begin(self._columns())
-        if self._data_parallel is not None:  # every rank resumes from the checkpoint rank 0 chose
-            from gradwise.training.distributed_steps import agree_on_resume
+        if self._data_parallel is not None:  # rank 0's generators, and the checkpoint rank 0 chose
+            from gradwise.training.distributed_steps import start_fit
 
-            resume_from = agree_on_resume(self, resume_from, bool(strict_resume))
+            resume_from = start_fit(self, train_loader, resume_from, bool(strict_resume))
         point = None if resume_from is None else checkpoint.resume(
             self, train_loader, resume_from, int(epochs), strict=bool(strict_resume)
         )

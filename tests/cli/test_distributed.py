@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from mpi_helpers import alive, mpiexec_or_skip, rank_pid, run, start, wait_for
+from mpi_helpers import alive, env, mpiexec_or_skip, rank_pid, run, start, wait_for
 from safetensors.numpy import load_file
 
 from gradwise.cli.__main__ import main
@@ -125,3 +126,21 @@ def test_ensembles_and_histograms_are_refused_before_anything_is_written(
         assert main(["train", str(config), "--distributed", "--out", str(out), "--set", f"train.{key}={value}"]) == 2
         assert f"[train] {key} does not combine with distributed training" in capsys.readouterr().err
         assert not out.exists()
+
+
+def test_an_mpi_launch_without_mpi4py_is_a_config_error(tmp_path: Path) -> None:
+    # As if mpiexec -n 2 had started us (its environment) in an environment without mpi4py.
+    config = write_config(tmp_path, epochs=1, timeout=30)
+    code = (
+        "import sys; sys.modules['mpi4py'] = None\n"
+        "from gradwise.cli.__main__ import main\n"
+        f"sys.exit(main(['train', {str(config)!r}, '--out', {str(tmp_path / 'never')!r}]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        env={**env(), "PMI_SIZE": "2", "PMI_RANK": "0"},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "started by an MPI launcher with 2 processes" in result.stderr
+    assert "pip install 'gradwise[mpi]'" in result.stderr
+    assert not (tmp_path / "never").exists()

@@ -122,7 +122,7 @@ MIXED = """
 import numpy as np, gradwise as gw
 from gradwise.data import DataLoader, make_spiral
 from gradwise.distributed import Communicator
-from gradwise.layers import Linear, Tanh
+from gradwise.layers import Dropout, Linear, Tanh
 from gradwise.losses import L2, SoftmaxCrossEntropy
 
 comm = Communicator(timeout=60)
@@ -130,14 +130,16 @@ x, y = make_spiral(n_per_class=50, n_classes=3, rng=np.random.default_rng(0))
 x, y = x[:148], y[:148]  # batches of 15 split 7 + 8, the last one (13) 6 + 7
 
 def train(distributed):
-    gw.manual_seed(3 + comm.rank * distributed)  # other seeds on the other ranks: rank 0's weights win
-    model = gw.Sequential(Linear(2, 32), Tanh(), Linear(32, 3)).astype(np.float64)
+    # Other seeds on the other ranks: rank 0's weights and generators (data order, masks) win.
+    gw.manual_seed(3 + comm.rank * distributed)
+    model = gw.Sequential(Linear(2, 32), Tanh(), Dropout(0.3), Linear(32, 3)).astype(np.float64)
     trainer = gw.Trainer(
         model, SoftmaxCrossEntropy(), gw.optim.Adam(model.parameters(), lr=1e-2, flat=True),
         metrics=[gw.metrics.accuracy], penalty=L2(1e-3), clip_grad_norm=0.5, accumulate=2, progress=False,
         distributed=comm if distributed else False,
     )
-    loader = DataLoader(x, y, batch_size=15, shuffle=True, rng=np.random.default_rng(4), dtype=np.float64)
+    loader = DataLoader(x, y, batch_size=15, shuffle=True, rng=np.random.default_rng(4 + comm.rank * distributed),
+                        dtype=np.float64)
     trainer.fit(loader, epochs=4)
     return model.state_dict(), trainer
 
@@ -151,7 +153,8 @@ if comm.rank == 0:
 """
 
 
-def test_uneven_shards_accumulation_a_flat_optimizer_and_clipping_match_one_process(tol: Any) -> None:
+def test_uneven_shards_dropout_accumulation_a_flat_optimizer_and_clipping_match_one_process(tol: Any) -> None:
+    # Dropout's masks are one process's: each rank draws the global batch's and keeps its rows.
     import sys
 
     result = run([mpiexec_or_skip(), "-n", "2", sys.executable, "-c", MIXED], timeout=120)
