@@ -50,7 +50,7 @@ class ShardedGenerator(np.random.Generator):
     global batch, and returns this rank's rows of them; any other draw is the ordinary one.
     """
 
-    _shard: _Shard
+    _shard: _Shard = _Shard()  # inactive: a copy of the generator (deepcopy, pickle) draws as usual
 
     def random(self, size: Any = None, dtype: Any = np.float64, out: Any = None) -> Any:  # type: ignore[override]
         s = self._shard
