@@ -11,7 +11,9 @@ One training step, in the order the data flows (``docs/training.md``)::
     optimizer.step()
 
 With ``accumulate=k`` the gradients of k batches are summed before one update (`Trainer`); with a
-run directory, resumable checkpoints are written as training goes (``docs/checkpoints.md``).
+run directory, resumable checkpoints are written as training goes (``docs/checkpoints.md``). The
+step itself is in ``steps.py``; with ``distributed=True``, ``distributed_steps.py`` splits each
+batch across MPI ranks (``docs/distributed.md``).
 """
 
 from __future__ import annotations
