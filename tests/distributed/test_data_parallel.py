@@ -163,3 +163,39 @@ def test_uneven_shards_dropout_accumulation_a_flat_optimizer_and_clipping_match_
     assert float(weights) <= tol.distributed
     assert float(losses) <= tol.distributed
     assert accuracies == "True" and steps == "True"
+
+
+CONV = """
+import numpy as np, gradwise as gw
+from gradwise.data import DataLoader
+from gradwise.distributed import Communicator, SyncBatchNorm2d, convert_sync_batchnorm
+from gradwise.layers import BatchNorm2d, Conv2d, Flatten, Linear, ReLU
+from gradwise.losses import SoftmaxCrossEntropy
+
+comm = Communicator(timeout=60)
+rng = np.random.default_rng(0)
+x, y = rng.standard_normal((96, 2, 6, 6)), rng.integers(0, 3, 96)
+
+def train(distributed):
+    gw.manual_seed(5)
+    model = gw.Sequential(Conv2d(2, 4, 3, padding=1, bias=False), BatchNorm2d(4), ReLU(), Flatten(),
+                          Linear(144, 3)).astype(np.float64)
+    if distributed:
+        assert convert_sync_batchnorm(model, comm) == 1 and isinstance(model[1], SyncBatchNorm2d)
+    trainer = gw.Trainer(model, SoftmaxCrossEntropy(), gw.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                         progress=False, distributed=comm if distributed else False)
+    trainer.fit(DataLoader(x, y, batch_size=32, shuffle=True, rng=np.random.default_rng(1), dtype=np.float64), epochs=3)
+    return model.state_dict()
+
+alone, together = train(False), train(True)
+if comm.rank == 0:
+    print(max(float(np.abs(alone[k] - together[k]).max()) for k in alone))
+"""
+
+
+def test_synchronized_batchnorm2d_in_a_convolutional_net_matches_one_process(tol: Any) -> None:
+    import sys
+
+    result = run([mpiexec_or_skip(), "-n", "2", sys.executable, "-c", CONV], timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) <= tol.distributed
