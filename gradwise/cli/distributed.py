@@ -36,10 +36,15 @@ def communicator(args: Any, cfg: Any) -> Any:
     ):
         if bad:
             raise ConfigError(f"{cfg.source}: [train] {key} does not combine with distributed training ({why})")
+    timeout = train_cfg["distributed_timeout"]
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ConfigError(f"{cfg.source}: [train] distributed_timeout = {timeout!r} must be a number of seconds > 0")
+    if not isinstance(train_cfg["sync_batchnorm"], bool):
+        raise ConfigError(f"{cfg.source}: [train] sync_batchnorm = {train_cfg['sync_batchnorm']!r} must be true or false")
     from gradwise.distributed import Communicator
 
     try:
-        comm = Communicator(timeout=float(train_cfg["distributed_timeout"]))
+        comm = Communicator(timeout=float(timeout))
     except ImportError as e:
         raise ConfigError(f"started by an MPI launcher with {size} processes, but {e}") from None
     _active = comm

@@ -128,6 +128,18 @@ def test_ensembles_and_histograms_are_refused_before_anything_is_written(
         assert not out.exists()
 
 
+def test_bad_distributed_keys_are_config_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, epochs=1, timeout=30)
+    for assignment, message in (
+        ("train.distributed_timeout=0", "[train] distributed_timeout = 0 must be a number of seconds > 0"),
+        ("train.sync_batchnorm='yes'", "[train] sync_batchnorm = 'yes' must be true or false"),
+    ):
+        args = ["train", str(config), "--distributed", "--out", str(tmp_path / "never"), "--set", assignment]
+        assert main(args) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+
+
 def test_an_mpi_launch_without_mpi4py_is_a_config_error(tmp_path: Path) -> None:
     # As if mpiexec -n 2 had started us (its environment) in an environment without mpi4py.
     config = write_config(tmp_path, epochs=1, timeout=30)
