@@ -40,6 +40,9 @@ OPTIM_ORACLE_ELEMENTWISE_RTOL = 1e-13
 INIT_VAR_RTOL = 0.02
 # Orthogonality of `init.orthogonal`: ||Q^T Q - I||_max in float64.
 ORTHO_ATOL = 1e-12
+# Data-parallel training (float64): K ranks' final weights against one process's, max |difference|
+# (the sums over a batch split at different points: rounding only, docs/distributed.md).
+DISTRIBUTED_ATOL = 1e-12
 
 SEED = 20240521
 
@@ -57,6 +60,7 @@ class Tolerances:
     optim_oracle_elementwise: float = OPTIM_ORACLE_ELEMENTWISE_RTOL
     init_var: float = INIT_VAR_RTOL
     ortho: float = ORTHO_ATOL
+    distributed: float = DISTRIBUTED_ATOL
 
     def oracle_for(self, dtype: np.dtype | type) -> float:
         """The oracle tolerance for computations in `dtype`."""

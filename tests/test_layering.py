@@ -30,7 +30,9 @@ FLOORS: dict[int, tuple[str, ...]] = {
     # `io` and `training`; the version string sits alone so that `io` can stamp files with it.
     0: ("core", "parameter", "random", "special", "init", "summary", "fileio", "_version"),
     1: ("layers", "losses", "data", "io", "transfer"),
-    2: ("optim", "diagnostics"),
+    # `distributed` (the MPI communicator, the flat gradient buffer, SyncBatchNorm) builds on
+    # core and layers; training imports it, so it sits below training.
+    2: ("optim", "diagnostics", "distributed"),
     3: ("training",),
     4: ("viz", "tabular"),
     5: ("cli", "bench"),
@@ -281,6 +283,7 @@ PACKAGES = [
     "gradwise.optim",
     "gradwise.optim.schedules",
     "gradwise.diagnostics",
+    "gradwise.distributed",
     "gradwise.training",
     "gradwise.training.callbacks",
     "gradwise.training.trainer",
@@ -324,7 +327,7 @@ def test_the_package_and_the_command_line_import_in_a_fresh_interpreter() -> Non
 
 
 def test_import_gradwise_leaves_the_heavy_dependencies_alone() -> None:
-    heavy = ["matplotlib", "torch", "numba", "optuna", "scipy", "tensorboardX", "tensorboard", "nbclient"]
+    heavy = ["matplotlib", "torch", "numba", "optuna", "scipy", "tensorboardX", "tensorboard", "nbclient", "mpi4py"]
     code = f"import sys, gradwise\nprint(' '.join(m for m in {heavy!r} if m in sys.modules))\n"
     result = run_python(code)
     assert result.returncode == 0, result.stderr

@@ -24,6 +24,7 @@ def _format_metrics(values: dict[str, float]) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     import gradwise as gw
     from gradwise.cli import config as cfgmod
+    from gradwise.cli import distributed as dist
     from gradwise.data.loader import DataLoader
     from gradwise.data.rows import input_shape
     from gradwise.training import checkpoint
@@ -48,6 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             overrides.append(f"train.epochs={args.epochs}")
         cfg = cfgmod.load_or_default(args.config, tuple(overrides))
     train_cfg = cfg.section("train")
+    comm = dist.communicator(args, cfg)  # None: one process (under mpiexec -n K: docs/distributed.md)
     seed = int(train_cfg["seed"])
     gw.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -56,6 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = cfgmod.build_model(cfg, rng, splits.meta)
     loss = cfgmod.build_loss(cfg)
     cfgmod.check_fit(model, loss, splits, cfg.source)
+    dist.prepare_model(comm, cfg, model)
     # Loaders validate the data (NaN, inf, lengths); build them all before writing anything.
     batch_size = int(train_cfg["batch_size"])
     train_loader = DataLoader(
@@ -75,16 +78,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         run, name = resumed, resumed.path.name
     else:
-        run = RunDir.create(args.out) if args.out else RunDir.new("runs", name=name)
-        run.write_config(cfg.data)
-        _write_meta_files(run, splits.meta)
-    trainer = _make_trainer(cfg, model, loss, len(train_loader), run, progress=not args.no_progress)
+        run = dist.on_rank0(comm, lambda: _create_run(args, name, cfg, splits.meta))
+    trainer = _make_trainer(cfg, model, loss, len(train_loader), run, progress=not args.no_progress, comm=comm)
     print(f"gradwise: training {name} on {cfg.section('data')['dataset']} "
           f"({len(splits.y_train)} train / {len(splits.y_val)} val / {len(splits.y_test)} test), "
           f"{model.num_parameters():,} parameters, run directory {run.path}")
     print(model.summary(input_shape(splits.x_train)))
     resume_from = None
-    if args.resume:
+    if args.resume and not dist.resume_source(comm):
+        resume_from = run.path  # the Trainer resumes every rank from rank 0's choice
+    elif args.resume:
         if not (run.checkpoints_dir / checkpoint.LATEST).is_file():
             # Killed before its first checkpoint: start again, as it would have run.
             print(f"gradwise: {run.path} has no checkpoint yet; training from the start")
@@ -100,6 +103,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"gradwise: resuming from {resume_from.checkpoint.path}{_fallback_note(resume_from)}")
     epochs = args.epochs if args.resume and args.epochs is not None else int(train_cfg["epochs"])
     trainer.fit(train_loader, val_loader, epochs=epochs, resume_from=resume_from)
+    if trainer.rank != 0:
+        return 0  # rank 0 evaluates, writes metrics.json and prints
 
     # The Trainer wrote its summary (status, steps, epochs, best epoch, wall time); add the final
     # evaluation of every split to it.
@@ -128,15 +133,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_meta_files(run: Any, meta: dict[str, Any]) -> None:
-    """What the dataset's loader saves beside the model (``meta["files"]``: file name -> JSON-able
-    value), e.g. the fitted tabular preprocessing as ``processor.json``, so a run can predict on new rows."""
+def _create_run(args: argparse.Namespace, name: str, cfg: Any, meta: dict[str, Any]) -> Any:
+    """The new run directory with the resolved config and what the dataset's loader saves beside the
+    model (``meta["files"]``: file name -> JSON-able value), e.g. the fitted tabular preprocessing as
+    ``processor.json``, so a run can predict on new rows."""
     import json
 
     from gradwise.fileio import atomic_write_bytes
+    from gradwise.training.rundir import RunDir
 
+    run = RunDir.create(args.out) if args.out else RunDir.new("runs", name=name)
+    run.write_config(cfg.data)
     for fname, value in meta.get("files", {}).items():
         atomic_write_bytes(run.path / fname, (json.dumps(value, indent=1) + "\n").encode("utf-8"))
+    return run
 
 
 def _report_rejected(rejected: Any) -> None:
@@ -155,7 +165,9 @@ def _fallback_note(chosen: Any) -> str:
     return ", the newest checkpoint that verifies" + (f"; keeping the damaged {', '.join(kept)}" if kept else "")
 
 
-def _make_trainer(cfg: Any, model: Any, loss: Any, steps_per_epoch: int, run: Any, progress: bool) -> Any:
+def _make_trainer(
+    cfg: Any, model: Any, loss: Any, steps_per_epoch: int, run: Any, progress: bool, comm: Any = None
+) -> Any:
     """The configured optimizer, schedule, penalty, metrics and callbacks around `model`."""
     import gradwise as gw
     from gradwise.cli import config as cfgmod
@@ -189,6 +201,7 @@ def _make_trainer(cfg: Any, model: Any, loss: Any, steps_per_epoch: int, run: An
         accumulate=int(train_cfg["accumulate"]),
         keep_checkpoints=train_cfg["keep_checkpoints"],
         plot=plot_run,  # the run directory ends with its plots; training itself never imports viz
+        distributed=False if comm is None else comm,
     )
 
 
@@ -281,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch)")
+    train.add_argument(
+        "--distributed", action="store_true",
+        help="data-parallel over MPI even with one process (under mpiexec -n K > 1 it is automatic)",
+    )
     train.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     train.set_defaults(func=cmd_train)
 
@@ -304,9 +321,16 @@ def main(argv: list[str] | None = None) -> int:
     from gradwise.cli.config import ConfigError
     from gradwise.training.divergence import TrainingDiverged
 
+    from gradwise.cli.distributed import abort
+    from gradwise.distributed import DistributedError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except DistributedError as e:  # a rank died, hangs or failed: take the whole job down
+        print(f"gradwise: error: {e}", file=sys.stderr)
+        abort(EXIT_FAILED)
+        return EXIT_FAILED
     except FloatingPointError as e:  # TrainingDiverged, or a non-finite loss in lr-find
         if args.debug:
             raise
@@ -317,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"gradwise: error: {e}", file=sys.stderr)
+        abort(EXIT_USAGE)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("gradwise: interrupted", file=sys.stderr)

@@ -11,7 +11,9 @@ One training step, in the order the data flows (``docs/training.md``)::
     optimizer.step()
 
 With ``accumulate=k`` the gradients of k batches are summed before one update (`Trainer`); with a
-run directory, resumable checkpoints are written as training goes (``docs/checkpoints.md``).
+run directory, resumable checkpoints are written as training goes (``docs/checkpoints.md``). The
+step itself is in ``steps.py``; with ``distributed=True``, ``distributed_steps.py`` splits each
+batch across MPI ranks (``docs/distributed.md``).
 """
 
 from __future__ import annotations
@@ -25,17 +27,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradwise.core import Layer, backward_of
-from gradwise.optim import clip
+from gradwise.core import Layer
 from gradwise.training import checkpoint
 from gradwise.training.callbacks import Callback, CallbackList
-from gradwise.training.divergence import TrainingDiverged, diverged
+from gradwise.training import steps
+from gradwise.training.divergence import TrainingDiverged
 from gradwise.training.history import History
 from gradwise.training.metrics import EpochAccumulator, check_metrics
+from gradwise.training.steps import cast
 from gradwise.training.progress import Progress, make_progress
 from gradwise.training.rundir import RunDir, RunRecorder
 
 if TYPE_CHECKING:
+    from gradwise.distributed import Communicator, DataParallel
     from gradwise.losses import Loss, Penalty
     from gradwise.optim import Optimizer
 
@@ -79,6 +83,13 @@ class Trainer:
         epoch; this adds one every `checkpoint_every` optimizer steps (``docs/checkpoints.md``).
     keep_checkpoints : int
         Resumable checkpoints kept (>= 1): ``latest`` and older ones to fall back to if it is damaged.
+    distributed : bool or Communicator
+        Data-parallel training over MPI (``docs/distributed.md``): True uses every process of the
+        ``mpiexec`` launch (`gradwise.distributed.Communicator`), or give a Communicator. Each
+        global batch of the training loader is split across the ranks and their gradients summed
+        by one all-reduce per step; rank 0's initial weights are broadcast; only rank 0 writes
+        `run_dir` (and shows progress): on the other ranks it is None. Every rank must build the
+        same model, optimizer, callbacks and loaders (same seed) and make the same calls.
     plot : callable, optional
         ``plot(run_path)`` draws ``RUN/plots`` when `fit` ends (`gradwise.viz.plot_run`, as
         ``gradwise train`` passes); without it, ``gradwise plot RUN`` draws them later.
@@ -101,6 +112,8 @@ class Trainer:
         The best `monitor` value and its epoch, when a run directory is used.
     run_summary : dict
         What was last written to ``metrics.json`` (add test metrics and write it again).
+    rank, world_size : int
+        This process's rank and the number of ranks (0 and 1 unless `distributed`).
     """
 
     def __init__(
@@ -121,6 +134,7 @@ class Trainer:
         accumulate: int = 1,
         keep_checkpoints: int = checkpoint.KEEP,
         plot: Callable[[Path], object] | None = None,
+        distributed: bool | Communicator = False,
     ) -> None:
         if not isinstance(model, Layer):
             raise TypeError(f"Trainer: model must be a gradwise Layer, got {type(model).__name__}")
@@ -159,10 +173,15 @@ class Trainer:
         self.optimizer = optimizer
         self.metrics: list[Metric] = check_metrics(metrics)
         self.penalty = penalty
-        self.progress = bool(progress)
         self.monitor = str(monitor)
-        if run_dir is not None and not isinstance(run_dir, RunDir):
+        self._data_parallel: DataParallel | None = None
+        self.rank, self.world_size = 0, 1
+        if distributed is not False:
+            run_dir = self._join(model, distributed, run_dir)
+            progress = progress and self.rank == 0
+        elif run_dir is not None and not isinstance(run_dir, RunDir):
             run_dir = RunDir.create(run_dir)
+        self.progress = bool(progress)
         self.run_dir: RunDir | None = run_dir
         self._recorder = None if run_dir is None else RunRecorder(run_dir, self.monitor, plot=plot)
         self.callbacks = CallbackList(callbacks, trainer=self)
@@ -174,6 +193,26 @@ class Trainer:
         self._last_lr = math.nan
         self._validating = False
         self._fit_start_epoch = 0  # where the current fit call began (saved for resuming it)
+
+    def _join(self, model: Layer, distributed: Any, run_dir: Any) -> RunDir | None:
+        """Set up data-parallel training; the run directory of this rank (None but on rank 0)."""
+        from gradwise.distributed import Communicator, DataParallel
+
+        if distributed is not True and not isinstance(distributed, Communicator):
+            raise TypeError(f"Trainer: distributed must be a bool or a Communicator, got {distributed!r}")
+        comm = Communicator() if distributed is True else distributed
+        self.rank, self.world_size = comm.rank, comm.size
+        error = None
+        if comm.rank != 0:
+            run_dir = None
+        elif run_dir is not None and not isinstance(run_dir, RunDir):
+            try:  # only rank 0 creates it; if it cannot, every rank stops
+                run_dir = RunDir.create(run_dir)
+            except (OSError, ValueError) as e:
+                error = e
+        comm.agree(error, "creating the run directory")
+        self._data_parallel = DataParallel(model, comm)  # broadcasts rank 0's weights
+        return run_dir
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -221,6 +260,10 @@ class Trainer:
         recorder = self._recorder
         if recorder is not None:
             recorder.begin(self._columns())
+        if self._data_parallel is not None:  # rank 0's generators, and the checkpoint rank 0 chose
+            from gradwise.training.distributed_steps import start_fit
+
+            resume_from = start_fit(self, train_loader, resume_from, bool(strict_resume))
         point = None if resume_from is None else checkpoint.resume(
             self, train_loader, resume_from, int(epochs), strict=bool(strict_resume)
         )
@@ -293,64 +336,11 @@ class Trainer:
         self, loader: Iterable[Any], epoch: int, total: int, n_batches: int | None, display: Progress,
         resumed: checkpoint.ResumePoint | None = None,
     ) -> dict[str, float]:
-        model, loss, penalty = self.model, self.loss, self.penalty
-        params = model.parameters()
-        dtype = model.dtype
-        k = self.accumulate
-        # Mean-reduced losses: weight each batch's gradient by its size, divide by the total at the update.
-        weigh = k > 1 and getattr(loss, "reduction", "mean") == "mean"
-        totals = EpochAccumulator(loss, self.metrics) if resumed is None else resumed.totals
-        batches = iter(loader) if resumed is None else resumed.batches
-        window = 0  # samples whose gradients are accumulated but not yet applied
-        for batch, (xb, yb) in enumerate(batches, 0 if resumed is None else resumed.batch):
-            n = len(yb)
-            self.callbacks.on_train_batch_begin(batch, {"size": n})
-            model.train()  # every batch: a callback may have switched modes
-            scores = model.forward(_cast(xb, dtype))
-            loss_value = float(loss.forward(scores, yb))
-            if penalty is not None:
-                loss_value += float(penalty.value(params))
-            self.history.batch_loss.append(loss_value)
-            if not math.isfinite(loss_value):
-                err = diverged(epoch, total, batch, n_batches, loss_value, self._current_lr(), self.run_dir)
-                # A callback (TerminateOnNaN) may diagnose the batch and ask for a clean stop.
-                err.handled = self.callbacks.on_train_diverged(err, xb, yb)
-                raise err
-            if window == 0:
-                self.optimizer.zero_grad()
-            grad = loss.backward()
-            backward_of(model, grad * grad.dtype.type(n) if weigh else grad, input_grad=False)  # no dL/dx
-            window += n
-            batch_logs: dict[str, Any] = {"loss": loss_value, "size": n}
-            if (batch + 1) % k == 0 or batch + 1 == n_batches:
-                self._update(params, window if weigh else 1, batch_logs)
-                window = 0
-            totals.add(loss_value, scores, yb)
-            self.callbacks.on_train_batch_end(batch, batch_logs)
-            display.update(batch + 1, totals.loss())
-            every = self.checkpoint_every
-            if window == 0 and every and self.global_step % every == 0 and batch + 1 != n_batches:
-                checkpoint.save(self, loader, epoch, batch + 1, totals)  # the epoch's end saves its own
-            if self.stop_training and window == 0:
-                break
-        if window:  # a loader without len() ended inside an accumulation group
-            self._update(params, window if weigh else 1, {})
-        return totals.results("Trainer.fit: train_loader")
+        if self._data_parallel is None:
+            return steps.train_epoch(self, loader, epoch, total, n_batches, display, resumed)
+        from gradwise.training import distributed_steps  # only a distributed trainer loads it
 
-    def _update(self, params: list[Any], samples: int, batch_logs: dict[str, Any]) -> None:
-        """One optimizer step from the gradients in ``p.grad`` (summed over `samples` when > 1)."""
-        if samples != 1:
-            for p in params:
-                p.grad /= samples
-        if self.penalty is not None:
-            self.penalty.backward(params)
-        if self.clip_grad_norm is not None:
-            batch_logs["grad_norm"] = clip.clip_grad_norm(params, self.clip_grad_norm)
-        elif self.clip_grad_value is not None:
-            clip.clip_grad_value(params, self.clip_grad_value)
-        self._last_lr = self._current_lr()
-        self.optimizer.step()
-        self.global_step += 1
+        return distributed_steps.train_epoch(self, loader, epoch, total, n_batches, display, resumed)
 
     def _current_lr(self) -> float:
         return float(self.optimizer.current_lr(self.optimizer.param_groups[0]))
@@ -374,7 +364,7 @@ class Trainer:
             dtype = self.model.dtype
             totals = EpochAccumulator(self.loss, self.metrics)
             for xb, yb in loader:
-                scores = self.model.forward(_cast(xb, dtype))
+                scores = self.model.forward(cast(xb, dtype))
                 totals.add(float(self.loss.forward(scores, yb)), scores, yb)
         finally:
             self.model.train(was_training)
@@ -412,7 +402,7 @@ class Trainer:
             out: np.ndarray | None = None
             start = 0
             for xb, _ in loader:
-                scores = np.asarray(self.model.forward(_cast(xb, dtype)))
+                scores = np.asarray(self.model.forward(cast(xb, dtype)))
                 if out is None:
                     # One output array, filled batch by batch, instead of a list plus a concatenate copy.
                     out = np.empty((loader.num_samples, *scores.shape[1:]), dtype=scores.dtype)
@@ -441,10 +431,3 @@ class Trainer:
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _cast(xb: Any, dtype: np.dtype) -> Any:
-    """A floating batch in the model's dtype (integer inputs such as indices are left alone)."""
-    if isinstance(xb, np.ndarray) and xb.dtype != dtype and np.issubdtype(xb.dtype, np.floating):
-        return xb.astype(dtype)
-    return xb

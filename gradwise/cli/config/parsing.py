@@ -64,6 +64,8 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "histogram_epochs": [],  # epochs (1-based) at which to save weight/gradient histograms
         "seeds": 1,  # > 1: also train seed+1.., report the ensemble's gain on the test set
         "tensorboard": False,  # true: TensorBoard event files in RUN/tensorboard (needs tensorboardX)
+        "sync_batchnorm": False,  # under mpiexec: BatchNorm statistics of the global batch (docs/distributed.md)
+        "distributed_timeout": 300.0,  # under mpiexec: seconds a rank waits for the others before the job stops
     },
 }
 OPTIONAL_SECTIONS = ("penalty", "schedule")
