@@ -32,7 +32,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     1: ("layers", "losses", "data", "io", "transfer"),
     2: ("optim", "diagnostics"),
     3: ("training",),
-    4: ("viz",),
+    4: ("viz", "collab"),
     5: ("cli", "bench"),
 }
 FLOOR_OF = {name: floor for floor, names in FLOORS.items() for name in names}
