@@ -31,7 +31,16 @@ def _spiral(body: dict[str, Any], rng: np.random.Generator) -> Arrays:
     return x_train, y_train, x_test, y_test
 
 
+def _movielens(body: dict[str, Any], rng: np.random.Generator) -> tuple[Any, ...]:
+    from gradwise.collab.data import movielens_collab
+
+    data = movielens_collab(body["path"] or None, body["split"], body["valid_pct"], body["seed"],
+                            download=body["download"])
+    return data.x_train, data.y_train, data.x_test, data.y_test, data.meta()
+
+
 LOADERS: dict[str, Callable[[dict[str, Any], np.random.Generator], Arrays]] = {
     "mnist1d": _mnist1d,
     "spiral": _spiral,
+    "movielens": _movielens,
 }

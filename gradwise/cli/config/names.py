@@ -97,11 +97,20 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 # `[model] learner = NAME` builds a ready-made model from the data's description (column
 # cardinalities, number of users/items, ...) instead of a `layers` list: NAME's own keys and defaults
 # here, its builder in `gradwise.cli.config.learners.BUILDERS`.
-LEARNERS: dict[str, dict[str, Any]] = {}
+LEARNERS: dict[str, dict[str, Any]] = {
+    # Collaborative filtering (gradwise.collab): EmbeddingDotBias, or EmbeddingNN with use_nn;
+    # layers = [] means [n_factors] (fastai's collab_learner); y_range = [] means no sigmoid range.
+    "collab": {"n_factors": 50, "y_range": [0.0, 5.5], "use_nn": False, "layers": [], "ps": 0.0, "embed_p": 0.0,
+               "use_bn": True, "init_std": 0.01},
+}
 # [data] keys every dataset takes (None: required), then each dataset's own keys and defaults.
 # The function that loads each dataset is `gradwise.cli.config.datasets.LOADERS[name]`.
 DATA_KEYS: dict[str, Any] = {"dataset": None, "val": 0.1, "standardize": False}
 DATASETS: dict[str, dict[str, Any]] = {
     "mnist1d": {},
     "spiral": {"n_per_class": 300, "n_classes": 3, "noise": 0.2, "test": 0.2},
+    # MovieLens 100k (gradwise.data.movielens): path "" = $GRADWISE_DATA/ml-100k or the cache;
+    # split "random" holds out valid_pct of u.data (seeded by `seed`) as the test set, or a canonical
+    # split "ua", "ub", "u1".."u5" (<split>.base / <split>.test).
+    "movielens": {"path": "", "split": "random", "valid_pct": 0.2, "seed": 0, "download": False, "val": 0.0},
 }
