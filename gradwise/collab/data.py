@@ -60,7 +60,7 @@ def encode_ratings(train: Ratings, test: Ratings, items: Items | None = None) ->
 
 
 def movielens_collab(path: str | os.PathLike[str] | None = None, split: str = "random", valid_pct: float = 0.2,
-                     seed: int = 0, *, download: bool = False) -> CollabData:
+                     seed: int = 0, *, items: str = "id", download: bool = False) -> CollabData:
     """MovieLens 100k ready for `EmbeddingDotBias` / `EmbeddingNN`.
 
     Parameters
@@ -76,14 +76,22 @@ def movielens_collab(path: str | os.PathLike[str] | None = None, split: str = "r
     seed : int
         Only for "random": the split's seed (independent of the training seed, so that runs with
         different training seeds are scored on the same ratings).
+    items : {"id", "title"}
+        "title": one item per title, as the fastai lesson (``item_name='title'``): the 18 films
+        listed twice in ml-100k are merged under their smaller id (`Items.by_title`).
     download : bool
         Fetch the official zip into the cache when the files are nowhere.
     """
+    if items not in ("id", "title"):
+        raise ValueError(f"movielens: items={items!r} must be 'id' or 'title'")
     if split == "random":
         ml = load_movielens(path, download=download)
-        train, test = random_split(ml.ratings, valid_pct, np.random.default_rng(seed))
+        ratings = ml.ratings.with_items(ml.items.by_title()) if items == "title" else ml.ratings
+        train, test = random_split(ratings, valid_pct, np.random.default_rng(seed))
         return encode_ratings(train, test, ml.items)
     if split not in SPLITS:
         raise ValueError(f"movielens: split={split!r} must be 'random' or one of {', '.join(SPLITS)}")
-    train, test, items = load_movielens_split(split, path, download=download)
-    return encode_ratings(train, test, items)
+    train, test, table = load_movielens_split(split, path, download=download)
+    if items == "title":
+        train, test = train.with_items(table.by_title()), test.with_items(table.by_title())
+    return encode_ratings(train, test, table)

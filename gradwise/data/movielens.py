@@ -72,6 +72,16 @@ class Ratings:
         """The ``(user, item)`` raw ids, int64 of shape (N, 2)."""
         return np.stack([self.users, self.items], axis=1)
 
+    def with_items(self, mapping: dict[int, int]) -> Ratings:
+        """The same ratings with each item id replaced by ``mapping[id]`` (ids not in it kept)."""
+        keys = np.fromiter(mapping.keys(), dtype=np.int64, count=len(mapping))
+        values = np.fromiter(mapping.values(), dtype=np.int64, count=len(mapping))
+        order = np.argsort(keys)
+        keys, values = keys[order], values[order]
+        pos = np.clip(np.searchsorted(keys, self.items), 0, max(len(keys) - 1, 0))
+        hit = keys[pos] == self.items if len(keys) else np.zeros(len(self.items), dtype=bool)
+        return Ratings(self.users, np.where(hit, values[pos], self.items), self.ratings, self.timestamps)
+
     def take(self, rows: np.ndarray) -> Ratings:
         """The ratings of `rows` (indices or a boolean mask)."""
         return Ratings(self.users[rows], self.items[rows], self.ratings[rows], self.timestamps[rows])
@@ -96,6 +106,17 @@ class Items:
     def title_of(self) -> dict[int, str]:
         """raw item id -> title."""
         return {int(i): t for i, t in zip(self.ids, self.titles)}
+
+    def by_title(self) -> dict[int, int]:
+        """raw item id -> the smallest id with the same title.
+
+        ml-100k lists 18 films twice under two ids (1682 ids, 1664 titles); fastai's lesson
+        identifies movies by title (``item_name='title'``), which merges them.
+        """
+        first: dict[str, int] = {}
+        for i, t in sorted(zip(self.ids.tolist(), self.titles)):
+            first.setdefault(t, i)
+        return {int(i): first[t] for i, t in zip(self.ids.tolist(), self.titles)}
 
 
 @dataclass(frozen=True)

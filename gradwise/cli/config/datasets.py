@@ -35,7 +35,7 @@ def _movielens(body: dict[str, Any], rng: np.random.Generator) -> tuple[Any, ...
     from gradwise.collab.data import movielens_collab
 
     data = movielens_collab(body["path"] or None, body["split"], body["valid_pct"], body["seed"],
-                            download=body["download"])
+                            items=body["items"], download=body["download"])
     return data.x_train, data.y_train, data.x_test, data.y_test, data.meta()
 
 

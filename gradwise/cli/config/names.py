@@ -111,6 +111,8 @@ DATASETS: dict[str, dict[str, Any]] = {
     "spiral": {"n_per_class": 300, "n_classes": 3, "noise": 0.2, "test": 0.2},
     # MovieLens 100k (gradwise.data.movielens): path "" = $GRADWISE_DATA/ml-100k or the cache;
     # split "random" holds out valid_pct of u.data (seeded by `seed`) as the test set, or a canonical
-    # split "ua", "ub", "u1".."u5" (<split>.base / <split>.test).
-    "movielens": {"path": "", "split": "random", "valid_pct": 0.2, "seed": 0, "download": False, "val": 0.0},
+    # split "ua", "ub", "u1".."u5" (<split>.base / <split>.test); items "title" merges the films listed
+    # twice under two ids, as the fastai lesson does.
+    "movielens": {"path": "", "split": "random", "valid_pct": 0.2, "seed": 0, "items": "id", "download": False,
+                  "val": 0.0},
 }
