@@ -103,6 +103,9 @@ class CollabModel(Layer):
         if not np.issubdtype(idx.dtype, np.integer):
             raise TypeError(f"{name}: input must be integer rows, got dtype {idx.dtype} (use .astype(np.int64))")
         u, i = idx[:, 0], idx[:, 1]
+        # One min and one column-wise max for the common (valid) case; the loop finds the culprit.
+        if not len(idx) or (idx.min() >= 0 and (idx.max(axis=0) < (self.n_users, self.n_items)).all()):
+            return u, i
         for what, col, n in (("user", u, self.n_users), ("item", i, self.n_items)):
             if col.size and (col.min() < 0 or col.max() >= n):
                 k = int(np.flatnonzero((col < 0) | (col >= n))[0])
