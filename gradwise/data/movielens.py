@@ -154,9 +154,13 @@ def read_ratings(path: str | os.PathLike[str]) -> Ratings:
     try:
         ints = table[:, [0, 1, 3]].astype(np.int64)
         ratings = table[:, 2].astype(np.float64)
-    except ValueError:
-        _raise_first_bad_line(path, lines, fields)
-        raise  # unreachable: the search above raises
+    except ValueError as err:
+        n = _first_bad_line(fields)
+        where = f", line {n}" if n is not None else ""
+        shown = f": {_show(lines[n - 1])}" if n is not None else f" ({err})"
+        raise DataFormatError(
+            f"{path}{where}: user, item and timestamp must be integers and the rating a number{shown}"
+        ) from None
     bad = (ints[:, 0] < 1) | (ints[:, 1] < 1) | ~np.isfinite(ratings)
     if bad.any():
         n = int(np.flatnonzero(bad)[0]) + 1
@@ -166,15 +170,14 @@ def read_ratings(path: str | os.PathLike[str]) -> Ratings:
     return Ratings(ints[:, 0].copy(), ints[:, 1].copy(), ratings.astype(np.float32), ints[:, 2].copy())
 
 
-def _raise_first_bad_line(path: Path, lines: list[bytes], fields: list[list[bytes]]) -> None:
+def _first_bad_line(fields: list[list[bytes]]) -> int | None:
+    """The 1-based number of the first row whose fields do not parse, if Python's parsers find one."""
     for n, row in enumerate(fields, 1):
         try:
             int(row[0]), int(row[1]), float(row[2]), int(row[3])
         except ValueError:
-            raise DataFormatError(
-                f"{path}, line {n}: user, item and timestamp must be integers and the rating a number: "
-                f"{_show(lines[n - 1])}"
-            ) from None
+            return n
+    return None
 
 
 def read_items(path: str | os.PathLike[str]) -> Items:

@@ -190,3 +190,11 @@ def test_real_ml100k(real_ml100k: Path) -> None:
     train, test, _ = ml.load_movielens_split("ua", real_ml100k)
     assert (len(train), len(test)) == (90_570, 9_430)
     assert np.all(np.bincount(test.users)[1:] == 10)  # ua.test: exactly 10 ratings per user
+
+
+def test_windows_line_endings(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "ml-100k")
+    for name in ("u.data", "u.item"):
+        (folder / name).write_bytes((folder / name).read_bytes().replace(b"\n", b"\r\n"))
+    data = ml.load_movielens(folder)
+    assert data.ratings.timestamps[-1] == 881250952 and data.items.genres.shape == (3, 19)
