@@ -1,18 +1,20 @@
 """Tests for gradwise/data/movielens.py: parsing, errors naming file and line, finding and downloading.
 
 Small generated files in tmp_path for the formats and the errors; the real ml-100k (never in the
-repository: its terms forbid redistribution) from ``<repo>/../shared/data/ml-100k`` when present.
+repository: its terms forbid redistribution) where `tests/ml100k.py` finds it.
 """
 
 from __future__ import annotations
 
 import io
+import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-
+from hypothesis import given
+from hypothesis import strategies as st
 from ml100k import ml100k_or_skip
 
 from gradwise.data import movielens as ml
@@ -198,3 +200,23 @@ def test_windows_line_endings(tmp_path: Path) -> None:
         (folder / name).write_bytes((folder / name).read_bytes().replace(b"\n", b"\r\n"))
     data = ml.load_movielens(folder)
     assert data.ratings.timestamps[-1] == 881250952 and data.items.genres.shape == (3, 19)
+
+
+@given(
+    rows=st.lists(st.tuples(st.integers(1, 10**6), st.integers(1, 10**6), st.integers(1, 5), st.integers(0, 2**40)),
+                  min_size=1, max_size=30),
+    bad_at=st.integers(0, 30),
+    bad=st.sampled_from(["", "1\t2\t3", "a\tb\tc\td", "1\t2\t3\t4\t5", "1\t-2\t3\t4", "1\t2\t\t4"]),
+)
+def test_ratings_round_trip_and_any_bad_line_is_named(rows, bad_at: int, bad: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "u.data"
+        lines = [f"{u}\t{i}\t{r}\t{t}" for u, i, r, t in rows]
+        path.write_text("\n".join(lines) + "\n")
+        got = ml.read_ratings(path)
+        assert got.pairs().tolist() == [[u, i] for u, i, _, _ in rows]
+        assert got.ratings.tolist() == [r for _, _, r, _ in rows] and got.timestamps.tolist() == [t for *_, t in rows]
+        k = min(bad_at, len(lines))
+        path.write_text("\n".join([*lines[:k], bad, *lines[k:]]) + "\n")
+        with pytest.raises(DataFormatError, match=f"u.data, line {k + 1}:"):
+            ml.read_ratings(path)
