@@ -8,7 +8,10 @@ filtering, He et al., 2017):
     Parallel(Embedding(users, 32), Embedding(items, 32))   # (N,), (N,) -> (N, 64)
     -> Linear(64, 64) -> ReLU -> Linear(64, 1)              # rating minus the training mean
 
-trained with MSE and AdamW on the canonical u1.base / u1.test split (80,000 / 20,000 ratings).
+trained with MSE and AdamW on the canonical u1.base / u1.test split (80,000 / 20,000 ratings), read
+with `gradwise.data.movielens.load_movielens_split`. For the dot-product model with biases and the
+sigmoid range (fastai's EmbeddingDotBias) and a look inside the learned embeddings, see
+``examples/movielens_collab.toml``, ``examples/movielens_interpret.py`` and ``docs/collab.md``.
 10% of u1.base is held out to pick the epoch (the weights of the best validation epoch are kept);
 u1.test is used once, at the end. A well-regularized model of this kind reaches a test RMSE of
 about 0.93 (docs/structure.md has the measured value); predicting the training mean gives 1.15.
@@ -29,6 +32,8 @@ import numpy as np
 
 import gradwise as gw
 from gradwise.data import DataLoader
+from gradwise.data.movielens import load_movielens_split
+from gradwise.data.sources import DatasetNotFoundError
 from gradwise.layers import Linear, ReLU
 from gradwise.layers.embedding import Embedding
 from gradwise.layers.structure import Parallel
@@ -38,12 +43,6 @@ from gradwise.optim import AdamW
 DEFAULT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ml-100k"
 
 
-def load_split(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(user, item, rating) of a tab-separated MovieLens file, ids shifted to start at 0."""
-    table = np.loadtxt(path, dtype=np.int64, delimiter="\t", usecols=(0, 1, 2))
-    return table[:, 0] - 1, table[:, 1] - 1, table[:, 2].astype(np.float32)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("data_dir", nargs="?", type=Path, default=DEFAULT_DIR, help="the ml-100k folder")
@@ -51,16 +50,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    files = [args.data_dir / "u1.base", args.data_dir / "u1.test"]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        sys.exit(
-            f"MovieLens 100k not found: missing {', '.join(missing)}.\n"
-            "Download ml-100k from https://grouplens.org/datasets/movielens/100k/ (research use only) and pass "
-            "its folder: python examples/movielens_embeddings.py PATH/TO/ml-100k"
-        )
-    users, items, ratings = load_split(files[0])
-    test_users, test_items, test_ratings = load_split(files[1])
+    try:
+        train_set, test_set, _ = load_movielens_split("u1", args.data_dir)
+    except DatasetNotFoundError as err:
+        sys.exit(f"{err}\nPass the folder: python examples/movielens_embeddings.py PATH/TO/ml-100k")
+    # MovieLens ids start at 1: shifted to start at 0, they are the embedding rows.
+    users, items, ratings = train_set.users - 1, train_set.items - 1, train_set.ratings
+    test_users, test_items, test_ratings = test_set.users - 1, test_set.items - 1, test_set.ratings
     n_users = int(max(users.max(), test_users.max())) + 1
     n_items = int(max(items.max(), test_items.max())) + 1
 

@@ -34,7 +34,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     # core and layers; training imports it, so it sits below training.
     2: ("optim", "diagnostics", "distributed"),
     3: ("training",),
-    4: ("viz", "tabular"),
+    4: ("viz", "tabular", "collab"),
     5: ("cli", "bench"),
 }
 FLOOR_OF = {name: floor for floor, names in FLOORS.items() for name in names}

@@ -1,7 +1,7 @@
 """The cases of `gradwise bench`, in the order they run: name -> (function, what it measures).
 
 Each function takes a `Context` and returns one `CaseResult`. Modules by family: `mlp`, `conv`,
-`rnn`, `optim`, `process`. They import NumPy at module level, so this registry imports them
+`rnn`, `optim`, `process`, `collab`. They import NumPy at module level, so this registry imports them
 lazily, inside `load`, after the worker has checked its thread settings.
 """
 
@@ -28,6 +28,7 @@ CASES: dict[str, tuple[str, str, str]] = {
     "import": ("process", "import_time", "`import gradwise` time (best of fresh interpreters) vs numpy"),
     "peak-rss": ("process", "peak_rss", "peak RSS of a training run, gradwise vs PyTorch"),
     "default-epochs": ("conv", "default_epochs", "default config: epoch time at epochs 1-5 vs 146-150 (denormals)"),
+    "collab-movielens": ("collab", "collab_epoch", "MovieLens dot-product model (EmbeddingDotBias) epoch, batch 64, AdamW"),
 }
 
 

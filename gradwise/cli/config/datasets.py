@@ -91,6 +91,12 @@ def _csv(body: dict[str, Any], rng: np.random.Generator) -> tuple[Any, ...]:
         )
         train, test = table.take(idx_train), table.take(idx_test)
     return _tabular(_processor(body, body["y_name"], body["task"]), train, test, body, rng)
+def _movielens(body: dict[str, Any], rng: np.random.Generator) -> tuple[Any, ...]:
+    from gradwise.collab.data import movielens_collab
+
+    data = movielens_collab(body["path"] or None, body["split"], body["valid_pct"], body["seed"],
+                            items=body["items"], download=body["download"])
+    return data.x_train, data.y_train, data.x_test, data.y_test, data.meta()
 
 
 LOADERS: dict[str, Callable[[dict[str, Any], np.random.Generator], Arrays]] = {
@@ -98,4 +104,5 @@ LOADERS: dict[str, Callable[[dict[str, Any], np.random.Generator], Arrays]] = {
     "spiral": _spiral,
     "adult": _adult,
     "csv": _csv,
+    "movielens": _movielens,
 }

@@ -24,6 +24,25 @@ def _tabular(body: dict[str, Any], meta: dict[str, Any], rng: np.random.Generato
     return model_from_config(meta["processor"], {k: body[k] for k in MODEL_DEFAULTS}, rng)
 
 
+def _collab(body: dict[str, Any], meta: dict[str, Any], rng: np.random.Generator) -> Layer:
+    from gradwise.collab import EmbeddingDotBias, EmbeddingNN
+
+    missing = [k for k in ("user_encoder", "item_encoder") if k not in meta]
+    if missing:
+        raise ValueError("needs a ratings dataset ([data] dataset = \"movielens\"): the data does not describe "
+                         f"its users and items ({', '.join(missing)} missing)")
+    y_range = tuple(body["y_range"]) or None
+    users, items = meta["user_encoder"], meta["item_encoder"]
+    if body["use_nn"]:
+        layers = list(body["layers"]) or [body["n_factors"]]
+        return EmbeddingNN(users, items, layers=layers, ps=body["ps"], embed_p=body["embed_p"],
+                           use_bn=body["use_bn"], y_range=y_range, init_std=body["init_std"], rng=rng)
+    if body["layers"] or body["ps"] or body["embed_p"]:
+        raise ValueError("layers, ps and embed_p are keys of the neural variant: set use_nn = true")
+    return EmbeddingDotBias(users, items, body["n_factors"], y_range, init_std=body["init_std"], rng=rng)
+
+
 BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, Any], np.random.Generator], Layer]] = {
     "tabular": _tabular,
+    "collab": _collab,
 }

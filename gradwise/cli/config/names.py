@@ -104,6 +104,10 @@ LEARNERS: dict[str, dict[str, Any]] = {
     # fastai's tabular model (gradwise.tabular): layers, dropout (one or one per layer), emb_dropout,
     # emb_sizes = { column = width } overrides of min(600, round(1.6 * n**0.56)), bn_cont, use_bn, bn_final.
     "tabular": dict(_TABULAR_MODEL),
+    # Collaborative filtering (gradwise.collab): EmbeddingDotBias, or EmbeddingNN with use_nn;
+    # layers = [] means [n_factors] (fastai's collab_learner); y_range = [] means no sigmoid range.
+    "collab": {"n_factors": 50, "y_range": [0.0, 5.5], "use_nn": False, "layers": [], "ps": 0.0, "embed_p": 0.0,
+               "use_bn": True, "init_std": 0.01},
 }
 # [data] keys every dataset takes (None: required), then each dataset's own keys and defaults.
 # The function that loads each dataset is `gradwise.cli.config.datasets.LOADERS[name]`.
@@ -122,4 +126,10 @@ DATASETS: dict[str, dict[str, Any]] = {
         "task": "classification", "names": [], "delimiter": ",", "na_values": list(NA_VALUES), "comment": "",
         "fill_missing": True, "normalize": True,
     },
+    # MovieLens 100k (gradwise.data.movielens): path "" = $GRADWISE_DATA/ml-100k or the cache;
+    # split "random" holds out valid_pct of u.data (seeded by `seed`) as the test set, or a canonical
+    # split "ua", "ub", "u1".."u5" (<split>.base / <split>.test); items "title" merges the films listed
+    # twice under two ids, as the fastai lesson does.
+    "movielens": {"path": "", "split": "random", "valid_pct": 0.2, "seed": 0, "items": "id", "download": False,
+                  "val": 0.0},
 }
