@@ -33,6 +33,7 @@ built-in callbacks, each in a file of its own: `EMA` (``ema.py``), `EarlyStoppin
 `ReduceLROnPlateau` and `CycleMomentum` (``schedule_callbacks.py``). See ``docs/callbacks.md``.
 """
 
+from gradwise.training.babysitter import Babysitter
 from gradwise.training.callback_base import Callback, CallbackList, Logs, infer_mode, resolve_mode  # noqa: F401
 from gradwise.training.ema import EMA
 from gradwise.training.logging_callbacks import CSVLogger, ModelCheckpoint
@@ -41,6 +42,7 @@ from gradwise.training.stopping import EarlyStopping, TerminateOnNaN
 
 __all__ = [
     "EMA",
+    "Babysitter",
     "CSVLogger",
     "Callback",
     "CallbackList",
