@@ -156,6 +156,10 @@ def _make_trainer(cfg: Any, model: Any, loss: Any, steps_per_epoch: int, run: An
 
         epochs = tuple(int(e) for e in train_cfg["histogram_epochs"])
         callbacks.append(HistogramSnapshots(epochs=epochs, draw=plot_histogram_data))
+    if train_cfg["babysit"]:
+        from gradwise.viz import plot_babysit
+
+        callbacks.append(gw.callbacks.Babysitter(draw=plot_babysit))  # live health checks, babysit.csv
     return gw.Trainer(
         model,
         loss,
@@ -236,6 +240,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from gradwise.bench.runner import add_parser as add_bench
+    from gradwise.cli.diagnose import add_parser as add_diagnose
     from gradwise.cli.lr_find import add_parser as add_lr_find
     from gradwise.cli.plot import add_parser as add_plot
 
@@ -273,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     check.set_defaults(func=cmd_gradcheck)
 
+    add_diagnose(sub)
     add_lr_find(sub)
     add_plot(sub)
     add_bench(sub)

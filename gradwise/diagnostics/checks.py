@@ -15,7 +15,8 @@ The thresholds are the fields of `Thresholds` (pass your own to either). Where t
   therefore [1e-4, 5e-2], with a warning a decade beyond either end and a problem past it;
 - dead ReLUs: a few dead units are normal (the default CNN ends 10 epochs with ~30% of one conv
   layer's channels silent on a batch and trains fine; CS231n: "as much as 40% of your network can be
-  dead"); 40% of a layer is a warning and 70% a problem;
+  dead"; a spiral MLP trained well with Adam keeps ~40% of its second layer silent); half of a
+  layer is a warning and 80% a problem;
 - saturated sigmoid/tanh outputs: 30% of a layer's outputs in the flat tails is a warning, 60% a
   problem;
 - gradient norms: the root-mean-square gradient of the weight tensors spread over more than 3
@@ -113,8 +114,8 @@ class Thresholds:
     ratio_low: float = 1e-4
     ratio_high: float = 5e-2
     ratio_high_problem: float = 0.5
-    dead_warning: float = 0.4
-    dead_problem: float = 0.7
+    dead_warning: float = 0.5
+    dead_problem: float = 0.8
     saturated_warning: float = 0.3
     saturated_problem: float = 0.6
     grad_spread: float = 1e3

@@ -61,6 +61,7 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "accumulate": 1,  # batches whose gradients are summed into one optimizer step
         "histogram_epochs": [],  # epochs (1-based) at which to save weight/gradient histograms
         "seeds": 1,  # > 1: also train seed+1.., report the ensemble's gain on the test set
+        "babysit": False,  # true: watch training health live (gw.callbacks.Babysitter), babysit.csv
     },
 }
 OPTIONAL_SECTIONS = ("penalty", "schedule")
