@@ -23,7 +23,7 @@ The thresholds are the fields of `Thresholds` (pass your own to either). Where t
   decades is a warning (vanishing or exploding towards the input), a weight with no gradient at all
   is a problem;
 - the loss: falling by less than 2% between the first and last tenth of a run is a problem (flat),
-  rising by 10% or becoming NaN/inf is a problem (divergence).
+  rising by more than 2% or becoming NaN/inf is a problem (divergence).
 """
 
 from __future__ import annotations
@@ -156,10 +156,12 @@ def judge_update_ratios(ratios: Mapping[str, Sequence[float]], t: Thresholds = D
         the later measurements of a run (the first steps of Adam are large by design).
     """
     medians = {name: _median(series) for name, series in ratios.items() if len(series)}
-    medians = {k: v for k, v in medians.items() if math.isfinite(v)}
+    # A weight that does not move at all gets no gradient: the gradient-norm check names it, and
+    # its ratio says nothing about the learning rate.
+    medians = {k: v for k, v in medians.items() if math.isfinite(v) and v > 0}
     step = "update/weight ratio"
     if not medians:
-        return Check(step, OK, "no weight matrix was updated", "Nothing to judge.")
+        return Check(step, OK, "no weight matrix moved (see the gradient norms)", "Nothing to judge.")
     low_name = min(medians, key=medians.__getitem__)
     high_name = max(medians, key=medians.__getitem__)
     low, high = medians[low_name], medians[high_name]
@@ -287,7 +289,7 @@ def judge_loss_curve(losses: Sequence[float], t: Thresholds = DEFAULT) -> Check:
     fall = (first - last) / abs(first) if first else 0.0
     numbers = {"first": first, "last": last, "relative_fall": fall, "batches": len(values)}
     summary = f"mean loss {first:.4g} over the first {w} batches, {last:.4g} over the last {w} ({fall:+.1%} fall)"
-    if last > first * (1 + t.loss_rise):
+    if last > first * (1 + t.loss_rise) or (fall < 0 and fall < -t.loss_min_fall):
         return Check(step, PROBLEM, summary, "The loss rises: the learning rate is too high; lower it by 10x.", None, numbers)
     if fall < t.loss_min_fall:
         return Check(step, PROBLEM, summary, "The loss barely changes: the learning rate is probably too low (raise it by 10x-1000x), or no gradient reaches the weights.", None, numbers)

@@ -327,7 +327,9 @@ def _check_layers(model: Layer, x: np.ndarray, entries: int, seed: int) -> dict[
         inner = type(mod).forward
 
         def wrapper(inp: Any, _name: str = name, _mod: Layer = mod, _inner: Any = inner) -> Any:
-            inputs[_name] = copy.deepcopy(inp)
+            # C order: check_layer perturbs its input through a flat view, which an F-ordered
+            # array (a transposed matmul's output) would silently copy instead.
+            inputs[_name] = np.ascontiguousarray(inp) if isinstance(inp, np.ndarray) else copy.deepcopy(inp)
             return _inner(_mod, inp)
 
         object.__setattr__(mod, "forward", wrapper)

@@ -134,7 +134,8 @@ def judge_gradcheck(
     if failing_layers:
         name, layer_report = max(failing_layers.items(), key=lambda kv: kv[1].max_rel_error)
         tensor = max(layer_report.checks, key=lambda c: c.rel_error)
-        where = f"layer {name} ({modules.get(name, '?')}), {tensor.name}"
+        part = "its input gradient" if tensor.name.startswith("input") else f"parameter {name}.{tensor.name}"
+        where = f"layer {name} ({modules.get(name, '?')}), {part}"
         summary = f"{worst_tensor.name}: relative error {err:.2g} in the whole model; {where} fails its own check ({tensor.rel_error:.2g})"
     else:
         owner = worst_tensor.name.rpartition(".")[0]
@@ -167,7 +168,7 @@ def judge_overfit(
         return Check(step, OK, summary, "The model can memorize a tiny subset, as any working model can.", None, numbers)
     if close:
         return Check(step, WARNING, summary, "Almost memorized: probably fine, but a working model gets all of them; check the learning rate.", None, numbers)
-    return Check(step, PROBLEM, summary, "A model that cannot memorize a handful of samples has a bug: check that the labels match the inputs, the gradient check above, and the learning rate.", None, numbers)
+    return Check(step, PROBLEM, summary, "A model that cannot memorize a handful of samples has a bug or is far too small: check that the labels match the inputs, the gradient check above, and the learning rate.", None, numbers)
 
 
 def working_lr_range(result: LRFinderResult) -> tuple[float, float] | None:
