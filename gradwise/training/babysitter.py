@@ -257,7 +257,8 @@ class Babysitter(Callback):
     def epoch_summary(self, epoch: int) -> dict[str, float]:
         """The columns added to an epoch's logs: the median update/weight ratio of the weights over
         the epoch's measurements, the largest dead and saturated fractions and the global gradient
-        norm at its last measurement, and the number of alerts so far (NaN where not measured)."""
+        norm at its last measurement (each left out when not measured), and the number of alerts
+        so far."""
         rows = [r for r in self.rows if r.get("epoch") == epoch]
         ratios = [
             v for r in rows for k, v in r.items()
@@ -270,13 +271,16 @@ class Babysitter(Callback):
             return float(max(values)) if values else math.nan
 
         norms = {k: v for k, v in last.items() if k.startswith("grad_norm/")}
-        return {
+        summary = {
             "update_ratio": float(np.median(ratios)) if ratios else math.nan,
             "dead_relu": largest("dead/"),
             "saturated": largest("saturated/"),
             "grad_norm": global_norm(norms) if norms else math.nan,
-            "babysit_alerts": len(self.alerts),
         }
+        # A quantity the model has nothing of (no sigmoid: no saturation) is left out, not NaN.
+        out = {k: v for k, v in summary.items() if math.isfinite(v)}
+        out["babysit_alerts"] = len(self.alerts)
+        return out
 
     def _write(self) -> None:
         out = self._dir()
