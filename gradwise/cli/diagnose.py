@@ -41,7 +41,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", help="TOML config; the built-in default when omitted")
     p.add_argument("--out", help="directory to write into (must not exist or be empty); "
                                  "default runs/<timestamp>-diagnose-<name>")
-    p.add_argument("--steps", type=int, default=1000, help="optimizer steps of the short training (default 1000)")
+    p.add_argument("--steps", type=int, default=600, help="optimizer steps of the short training (default 600)")
     p.add_argument("--baseline-error", type=float, default=0.0,
                    help="the error to read the bias against: human level or the best known (default 0)")
     p.add_argument("--gap", type=float, default=0.05,
@@ -50,6 +50,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="the dev set: the config's validation split (default) or its test split; "
                         "a train-dev set is held out of the training split either way")
     p.add_argument("--no-plots", action="store_true", help="write no PNGs")
+    p.add_argument("--dpi", type=int, default=110, help="resolution of the PNGs (default 110)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_diagnose)
@@ -67,6 +68,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps {args.steps} must be at least 1")
     if not (math.isfinite(args.baseline_error) and 0 <= args.baseline_error):
         raise ValueError(f"--baseline-error {args.baseline_error:g} must be a number >= 0")
+    if args.dpi < 10:
+        raise ValueError(f"--dpi {args.dpi} must be at least 10")
     if not (math.isfinite(args.gap) and args.gap > 0):
         raise ValueError(f"--gap {args.gap:g} must be a number > 0")
     cfg = cfgmod.load_or_default(args.config, tuple(args.set or ()))
@@ -99,7 +102,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     if not args.no_plots:
         from gradwise.viz import plot_diagnosis
 
-        plot = plot_diagnosis
+        def plot(diagnosis: Any, out: Path) -> Any:
+            return plot_diagnosis(diagnosis, out, dpi=args.dpi)
     diagnosis = diagnose(
         model, loss, data, optimizer=optimizer, penalty=penalty, baseline_error=args.baseline_error,
         gap=args.gap, batch_size=batch_size, steps=args.steps, run_dir=run, plot=plot, seed=seed, log=print,
