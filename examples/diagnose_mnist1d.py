@@ -16,6 +16,7 @@ from rich.console import Console
 
 import gradwise as gw
 from gradwise.layers import Linear, ReLU
+from gradwise.viz import plot_diagnosis
 
 
 def mlp() -> gw.Sequential:
@@ -42,7 +43,7 @@ def main(out: Path) -> int:
     for name, (model, opt) in cases.items():
         d = gw.diagnostics.diagnose(
             model, loss, data, optimizer=opt, penalty=gw.losses.L2(1e-4), batch_size=100, steps=600,
-            run_dir=out / name, plot=gw.viz.plot_diagnosis,
+            run_dir=out / name, plot=plot_diagnosis,
         )
         console.print(d.table())
         worst = max(worst, d.exit_code)

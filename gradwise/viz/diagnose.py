@@ -1,7 +1,8 @@
 """The plots of `gradwise diagnose` and of the `Babysitter`: drawn from the data they recorded.
 
 - `plot_babysit(rows, out_dir)`: update/weight ratios and gradient norms per weight over the
-  steps (``update_ratios.png``), and the dead/saturated fractions per layer (``units.png``), from
+  steps (``babysit_update_ratios.png``), and the dead/saturated fractions per layer
+  (``babysit_units.png``), from
   the `Babysitter`'s rows (``babysit.csv``);
 - `plot_activations(first, last, path)`: a histogram of every observed layer's output, at the start
   and at the end of the short training;
@@ -44,9 +45,12 @@ def _series(rows: Sequence[Mapping[str, Any]], prefix: str) -> dict[str, tuple[n
     return out
 
 
-def plot_babysit(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike[str], *, dpi: int = 110) -> list[Path]:
-    """Draw a `Babysitter`'s measurements: ``update_ratios.png`` and, with ReLU/sigmoid/tanh layers,
-    ``units.png``, in `out_dir` (created if missing). Returns the paths written."""
+def plot_babysit(
+    rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike[str], *, prefix: str = "babysit_", dpi: int = 110
+) -> list[Path]:
+    """Draw a `Babysitter`'s measurements: ``<prefix>update_ratios.png`` and, with ReLU, sigmoid or
+    tanh layers, ``<prefix>units.png``, in `out_dir` (created if missing). The prefix keeps them
+    apart from a run's per-epoch plot of the ``update_ratio`` column. Returns the paths written."""
     from matplotlib.figure import Figure
 
     out = Path(out_dir)
@@ -75,7 +79,7 @@ def plot_babysit(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike[s
     bottom.grid(alpha=0.3, which="both")
     if norms:
         bottom.legend(fontsize="x-small", ncol=2)
-    written.append(save_png(fig, prepare_path(out / "update_ratios.png"), dpi))
+    written.append(save_png(fig, prepare_path(out / f"{prefix}update_ratios.png"), dpi))
 
     dead, sat = _series(rows, "dead/"), _series(rows, "saturated/")
     if dead or sat:
@@ -91,7 +95,7 @@ def plot_babysit(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike[s
         ax.set_title("Dead ReLU units and saturated sigmoid/tanh outputs per layer")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small")
-        written.append(save_png(fig, prepare_path(out / "units.png"), dpi))
+        written.append(save_png(fig, prepare_path(out / f"{prefix}units.png"), dpi))
     return written
 
 
@@ -200,5 +204,5 @@ def plot_diagnosis(diagnosis: Diagnosis, out_dir: str | os.PathLike[str], *, dpi
         written.append(plot_activations(acts.get("first", {}), acts.get("last", {}), out / "activations.png", dpi=dpi))
     rows = diagnosis.data.get("babysit") or []
     if rows:
-        written += plot_babysit(rows, out, dpi=dpi)
+        written += plot_babysit(rows, out, prefix="", dpi=dpi)
     return written

@@ -129,7 +129,7 @@ def test_train_babysit_true_records_the_checks_in_the_run_directory(tmp_path: Pa
     assert (out_dir / "babysit.csv").is_file() and (out_dir / "babysit_alerts.csv").is_file()
     header = (out_dir / "history.csv").read_text().splitlines()[0].split(",")
     assert {"update_ratio", "dead_relu", "grad_norm", "babysit_alerts"} <= set(header)
-    assert (out_dir / "plots" / "update_ratios.png").is_file()
+    assert (out_dir / "plots" / "babysit_update_ratios.png").is_file()
 
 
 def test_train_without_babysit_writes_no_babysit_files(tmp_path: Path, capsys) -> None:

@@ -180,3 +180,30 @@ def test_diagnose_is_loaded_lazily_and_is_the_function() -> None:
 
     assert gw.diagnostics.diagnose is diagnose and callable(gw.diagnostics.diagnose)
     assert "diagnose" in gw.diagnostics.__all__
+
+
+def test_a_regression_model_is_read_with_its_loss() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (400, 1)).astype(np.float32)
+    y = np.sin(3 * x).astype(np.float32)
+    gw.manual_seed(0)
+    model = gw.Sequential(gw.layers.Linear(1, 32), gw.layers.Tanh(), gw.layers.Linear(32, 1))
+    d = run((model, gw.losses.MSE(), (x, y), gw.optim.Adam(model.parameters(), lr=1e-2)), steps=400)
+    init = d["initial loss"]
+    # the targets of the training split (90% of them): close to those of all
+    assert init.numbers["expected"] == pytest.approx(float(np.mean(y.astype(np.float64) ** 2)), rel=0.05)
+    assert "mean square" in init.numbers["formula"]
+    assert d["overfit 20 samples"].numbers["accuracy"] is None  # regression: judged on the loss
+    bv = d["bias/variance"]
+    assert "(MSE)" in bv.summary and bv.numbers["train"] < init.numbers["expected"]
+    assert d["saturated units"].step == "saturated units"  # tanh layers are watched
+
+
+def test_a_binary_classifier_on_logits_starts_at_ln_2() -> None:
+    x, y = gw.data.make_spiral(150, 2, noise=0.2, rng=np.random.default_rng(0))
+    gw.manual_seed(0)
+    model = gw.Sequential(gw.layers.Linear(2, 32), gw.layers.ReLU(), gw.layers.Linear(32, 1))
+    targets = y.reshape(-1, 1).astype(np.float32)
+    d = run((model, gw.losses.BCEWithLogits(), (x, targets), gw.optim.Adam(model.parameters(), lr=1e-2)), steps=150)
+    assert d["initial loss"].numbers["expected"] == pytest.approx(np.log(2))
+    assert 0 <= d["bias/variance"].numbers["train"] <= 1  # an error rate: 1 - accuracy
