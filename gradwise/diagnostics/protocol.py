@@ -48,6 +48,7 @@ from gradwise.diagnostics.report import Diagnosis
 from gradwise.layers.dropout import Dropout
 from gradwise.losses import BCEWithLogits, Loss, MulticlassHinge, Penalty, SoftmaxCrossEntropy
 from gradwise.optim import Adam, Optimizer
+from gradwise.optim._flat import FlatGroup
 from gradwise.optim.lr_finder import lr_find
 from gradwise.training.babysitter import Babysitter
 from gradwise.training.callback_base import Callback
@@ -142,6 +143,10 @@ def diagnose(
         raise ValueError(f"diagnose: {train_dev=} must be in (0, 0.5)")
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise TypeError(f"diagnose: optimizer must be a gradwise Optimizer built on model.parameters(), got {type(optimizer).__name__}")
+    if optimizer is not None:
+        own = {id(p) for p in model.parameters()}
+        if any(id(p) not in own for group in optimizer.param_groups for p in group["params"]):
+            raise ValueError("diagnose: the optimizer was built on parameters that are not this model's; build it on model.parameters()")
     rng = np.random.default_rng(seed)
     classify = isinstance(loss, (SoftmaxCrossEntropy, MulticlassHinge, BCEWithLogits))
     n_out = model_width(model, xs[0])
@@ -153,7 +158,12 @@ def diagnose(
     pristine = (model, optimizer)
 
     def fresh() -> tuple[Layer, Optimizer]:
-        return copy.deepcopy(pristine)
+        net, opt = copy.deepcopy(pristine)
+        if getattr(opt, "_flat", None):
+            # A deep copy does not keep NumPy views: the copied parameters would no longer be views
+            # into the copied flat buffers. Rebuild those on the copies, as the optimizer did.
+            opt._flat = [FlatGroup(group["params"], index=i) for i, group in enumerate(opt.param_groups)]
+        return net, opt
 
     configured = float(optimizer.current_lr(optimizer.param_groups[0]))
     x_tr, y_tr = splits["train"]

@@ -207,3 +207,17 @@ def test_a_binary_classifier_on_logits_starts_at_ln_2() -> None:
     d = run((model, gw.losses.BCEWithLogits(), (x, targets), gw.optim.Adam(model.parameters(), lr=1e-2)), steps=150)
     assert d["initial loss"].numbers["expected"] == pytest.approx(np.log(2))
     assert 0 <= d["bias/variance"].numbers["train"] <= 1  # an error rate: 1 - accuracy
+
+
+def test_a_flat_optimizer_is_copied_with_its_buffers() -> None:
+    model, loss, data, _ = S.healthy()
+    opt = gw.optim.Adam(model.parameters(), lr=1e-2, flat=True)
+    d = run((model, loss, data, opt), steps=150)
+    assert d["overfit 20 samples"].verdict == "ok" and d["loss during training"].verdict == "ok"
+
+
+def test_an_optimizer_of_another_model_is_refused() -> None:
+    model, loss, data, _ = S.healthy()
+    other = S.mlp()
+    with pytest.raises(ValueError, match="not this model's"):
+        gw.diagnostics.diagnose(model, loss, data, optimizer=gw.optim.Adam(other.parameters()))
