@@ -67,7 +67,9 @@ class Babysitter(Callback):
         Optimizer steps before the update/weight ratio is judged (Adam's first steps are large by
         design); the other checks start at once.
     patience : int
-        Batches before "the loss is not falling" is judged.
+        The loss of the first `patience` batches must fall (else: flat, lr too low; or rising, lr
+        too high); after that, every `patience` batches, the last ``2 * patience`` must not rise
+        (a plateau is convergence, not a problem).
     window : int
         Measurements whose update/weight ratios are judged together (their median).
     warn : bool
@@ -176,8 +178,14 @@ class Babysitter(Callback):
         self.losses.append(loss)
         if self._before is not None and self._step() != self._before_step:
             self._measure(loss)
-        if len(self.losses) >= self.patience and len(self.losses) % self.every == 0:
+        n = len(self.losses)
+        if n == self.patience:  # the first `patience` batches: flat, rising?
             self._judge(judge_loss_curve(self.losses, self.thresholds))
+        elif n > self.patience and n % self.patience == 0:
+            # Later, a plateau is normal (convergence); only a rise over the last two windows counts.
+            check = judge_loss_curve(self.losses[-2 * self.patience :], self.thresholds)
+            if check.numbers.get("relative_fall", 0.0) < -self.thresholds.loss_min_fall:
+                self._judge(check)
 
     def on_train_diverged(self, error: Any, inputs: Any, targets: Any) -> bool:
         self._release()
@@ -233,7 +241,7 @@ class Babysitter(Callback):
         weights = {n for n, p in params.items() if p.data.ndim >= 2 and p.requires_grad}
         t = self.thresholds
         self._judge(judge_non_finite(non_finite(model)))
-        recent = [r for r in self.rows if r["step"] > self.warmup][-self.window :]
+        recent = [r for r in self.rows[-self.window :] if r["step"] > self.warmup]
         if recent:
             series = {n: [r.get(f"update_ratio/{n}", math.nan) for r in recent] for n in weights}
             self._judge(judge_update_ratios(series, t))

@@ -4,7 +4,6 @@ one warning per problem, recorded in ``babysit.csv``, ``babysit_alerts.csv`` and
 from __future__ import annotations
 
 import re
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,7 @@ import gradwise as gw
 from gradwise.training.babysitter import BabysitterWarning
 from gradwise.training.divergence import TrainingDiverged
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "diagnostics"))
-import scenarios as S  # noqa: E402
+from diagnostics import scenarios as S  # tests/diagnostics/scenarios.py (tests/ is on sys.path)
 
 
 def fit(setup: tuple[Any, ...], sitter: gw.callbacks.Babysitter, epochs: int = 3, **kw: Any) -> gw.Trainer:
@@ -120,3 +118,16 @@ def test_state_dict_keeps_the_warned_problems() -> None:
 def test_arguments_are_checked(kw: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         gw.callbacks.Babysitter(**kw)
+
+
+def test_a_loss_that_rises_later_is_warned_but_a_plateau_is_not() -> None:
+    sitter = gw.callbacks.Babysitter(every=5, patience=20, warn=False)
+    sitter.trainer = type("T", (), {"global_step": 0, "model": None, "run_dir": None})()
+    falling = list(np.linspace(2.0, 1.0, 20))
+    for v in falling + [1.0] * 40:  # falls, then plateaus: fine
+        sitter.on_train_batch_end(0, {"loss": v})
+    assert sitter.alerts == []
+    for v in np.linspace(1.0, 3.0, 40):  # then rises
+        sitter.on_train_batch_end(0, {"loss": v})
+    (alert,) = sitter.alerts
+    assert alert["check"] == "loss during training" and "too high" in alert["advice"]
