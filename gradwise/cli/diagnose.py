@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     )
     from rich.console import Console
 
-    Console(width=160).print(diagnosis.table())
+    # The terminal's width on a terminal; a wide table in a log file rather than rich's 80 columns.
+    Console(width=None if sys.stdout.isatty() else 160).print(diagnosis.table())
     verdict = {0: "nothing is a problem", 1: f"{len(diagnosis.problems)} problem(s)"}[diagnosis.exit_code]
     print(f"gradwise: diagnose: {verdict}, {len(diagnosis.warnings)} warning(s); report in {run.path / 'report.md'}")
     return diagnosis.exit_code
