@@ -221,3 +221,14 @@ def test_an_optimizer_of_another_model_is_refused() -> None:
     other = S.mlp()
     with pytest.raises(ValueError, match="not this model's"):
         gw.diagnostics.diagnose(model, loss, data, optimizer=gw.optim.Adam(other.parameters()))
+
+
+def test_a_dev_set_from_another_distribution_reads_as_data_mismatch() -> None:
+    model, loss, (x, y), opt = S.healthy()
+    x_dev, y_dev = S.spiral(seed=1, n_per_class=100)
+    turn = np.deg2rad(60.0)  # the same spirals, rotated: a shifted input distribution
+    rot = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]], dtype=np.float32)
+    d = run((model, loss, (x, y, x_dev @ rot.T, y_dev), opt), steps=400)
+    mismatch = d["data mismatch"]
+    assert mismatch.verdict == "warning" and "more like the dev data" in mismatch.advice
+    assert d["bias/variance"].numbers["variance"] < 0.05  # train-dev is fine: not variance
