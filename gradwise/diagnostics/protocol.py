@@ -237,14 +237,16 @@ def diagnose(
     last = rows[-1] if rows else {}
     record(
         "short training", start,
-        judge_loss_curve(losses, t),
-        judge_non_finite(non_finite(net)),
-        judge_update_ratios({n: [r.get(f"update_ratio/{n}", math.nan) for r in later] for n in weights}, t),
-        judge_dead({n: a.dead for n, a in last_acts.items() if a.dead is not None}, t),
-        judge_saturated({n: a.saturated for n, a in last_acts.items() if a.saturated is not None}, t),
-        judge_grad_norms({n: last[f"grad_norm/{n}"] for n in weights if f"grad_norm/{n}" in last},
-                         {n: params[n].size for n in weights}, t),
-        judge_activations({n: (a.mean, a.std) for n, a in last_acts.items()}, t),
+        *_reconcile(
+            judge_loss_curve(losses, t),
+            judge_non_finite(non_finite(net)),
+            judge_update_ratios({n: [r.get(f"update_ratio/{n}", math.nan) for r in later] for n in weights}, t),
+            judge_dead({n: a.dead for n, a in last_acts.items() if a.dead is not None}, t),
+            judge_saturated({n: a.saturated for n, a in last_acts.items() if a.saturated is not None}, t),
+            judge_grad_norms({n: last[f"grad_norm/{n}"] for n in weights if f"grad_norm/{n}" in last},
+                             {n: params[n].size for n in weights}, t),
+            judge_activations({n: (a.mean, a.std) for n, a in last_acts.items()}, t),
+        ),
     )
     diagnosis.data.update(
         babysit=rows, losses=losses,
@@ -263,6 +265,19 @@ def diagnose(
 
 
 # ------------------------------------------------------------------------------------ the steps
+
+
+def _reconcile(*checks: Check) -> list[Check]:
+    """Tiny updates read as "raise the learning rate", unless dead or saturated units block the
+    gradient: then the units are the cause (a too-high rate often killed them), and the advice says so."""
+    blocked = [c.step for c in checks if c.step in ("dead ReLUs", "saturated units") and c.verdict == "problem"]
+    out = []
+    for c in checks:
+        low = c.step == "update/weight ratio" and c.verdict != "ok" and ("tiny" in c.advice or "small" in c.advice)
+        if blocked and low:
+            c = Check(c.step, c.verdict, c.summary, f"The updates are small because little gradient gets through the {' and '.join(blocked)} (see there), not because the learning rate is low.", c.where, c.numbers)
+        out.append(c)
+    return out
 
 
 class _StopAt(Callback):
