@@ -94,8 +94,9 @@ def test_importing_viz_leaves_matplotlib_unloaded_and_keeps_every_name() -> None
     # A fresh interpreter: this one has long imported matplotlib through the other tests.
     code = (
         "import sys, gradwise.viz as v\n"
-        "names = ['BATCH_LOSS_FILE', 'HISTOGRAM_DIR', 'animate_trajectories', 'ema', 'plot_histogram_data',\n"
-        "         'plot_histograms', 'plot_history', 'plot_lr_finder', 'plot_lr_schedule', 'plot_run',\n"
+        "names = ['BATCH_LOSS_FILE', 'HISTOGRAM_DIR', 'animate_trajectories', 'ema', 'plot_activations',\n"
+        "         'plot_babysit', 'plot_diagnosis', 'plot_histogram_data',\n"
+        "         'plot_histograms', 'plot_history', 'plot_lr_finder', 'plot_lr_schedule', 'plot_lr_sweep', 'plot_run',\n"
         "         'plot_trajectories', 'show']\n"
         "assert sorted(v.__all__) == names, v.__all__\n"
         "assert all(callable(getattr(v, n)) for n in names if not n.isupper())\n"

@@ -186,6 +186,10 @@ def _make_trainer(
         from gradwise.training.tensorboard import TensorBoard
 
         callbacks.append(TensorBoard())  # RUN/tensorboard/{train,validation}
+    if train_cfg["babysit"]:
+        from gradwise.viz import plot_babysit
+
+        callbacks.append(gw.callbacks.Babysitter(draw=plot_babysit))  # live health checks, babysit.csv
     return gw.Trainer(
         model,
         loss,
@@ -268,6 +272,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from gradwise.bench.runner import add_parser as add_bench
+    from gradwise.cli.diagnose import add_parser as add_diagnose
     from gradwise.cli.lr_find import add_parser as add_lr_find
     from gradwise.cli.plot import add_parser as add_plot
     from gradwise.cli.predict import add_parser as add_predict
@@ -310,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     check.set_defaults(func=cmd_gradcheck)
 
+    add_diagnose(sub)
     add_lr_find(sub)
     add_plot(sub)
     add_predict(sub)

@@ -34,6 +34,7 @@ built-in callbacks, each in a file of its own: `EMA` (``ema.py``), `EarlyStoppin
 (``tensorboard.py``, ``docs/tensorboard.md``). See ``docs/callbacks.md``.
 """
 
+from gradwise.training.babysitter import Babysitter
 from gradwise.training.callback_base import Callback, CallbackList, Logs, infer_mode, resolve_mode  # noqa: F401
 from gradwise.training.ema import EMA
 from gradwise.training.logging_callbacks import CSVLogger, ModelCheckpoint
@@ -43,6 +44,7 @@ from gradwise.training.tensorboard import TensorBoard  # tensorboardX is importe
 
 __all__ = [
     "EMA",
+    "Babysitter",
     "CSVLogger",
     "Callback",
     "CallbackList",

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.diagnostics.health import update_ratios
 from gradwise.training.callback_base import Callback, Logs
 from gradwise.training.histograms import histogram_data
 
@@ -267,13 +268,8 @@ class TensorBoard(Callback):
 
 
 def _update_ratios(before: dict[str, np.ndarray], model: Any) -> dict[str, float]:
-    """``||w - w_before|| / ||w_before||`` per parameter (2-norms over all entries, float64)."""
-    ratios: dict[str, float] = {}
-    for name, p in model.named_parameters():
-        w0 = before.get(name)
-        if w0 is None:
-            continue
-        scale = float(np.linalg.norm(w0))
-        if scale > 0 and math.isfinite(scale):
-            ratios[name] = float(np.linalg.norm(p.data.astype(np.float64) - w0)) / scale
-    return ratios
+    """`gradwise.diagnostics.health.update_ratios` of the model's parameters now against `before`,
+    keeping the finite ones (a parameter whose weights were all 0, e.g. a bias at its initial value,
+    has no ratio worth a chart)."""
+    now = {name: p.data for name, p in model.named_parameters()}
+    return {name: r for name, r in update_ratios(before, now).items() if math.isfinite(r)}

@@ -9,6 +9,7 @@ One module per kind of picture, all re-exported here:
 - `gradwise.viz.lr_finder`: `plot_lr_finder`;
 - `gradwise.viz.trajectories`: `plot_trajectories`, `animate_trajectories`;
 - `gradwise.viz.notebook`: `show`, the written PNGs inline in a Jupyter notebook;
+- `gradwise.viz.diagnose`: `plot_diagnosis`, `plot_babysit`, `plot_activations`, `plot_lr_sweep`;
 - `ema`, the bias-corrected moving average the curves are smoothed with.
 
 The lower packages compute what is drawn (a `History`, an `LRFinderResult`, histogram data,
@@ -21,6 +22,7 @@ backend or figures of a user's own pyplot session are left alone.
 from __future__ import annotations
 
 from gradwise.viz._common import ema
+from gradwise.viz.diagnose import plot_activations, plot_babysit, plot_diagnosis, plot_lr_sweep
 from gradwise.viz.histograms import plot_histogram_data, plot_histograms
 from gradwise.viz.history import plot_history
 from gradwise.viz.lr_finder import plot_lr_finder
@@ -34,11 +36,15 @@ __all__ = [
     "HISTOGRAM_DIR",
     "animate_trajectories",
     "ema",
+    "plot_activations",
+    "plot_babysit",
+    "plot_diagnosis",
     "plot_histogram_data",
     "plot_histograms",
     "plot_history",
     "plot_lr_finder",
     "plot_lr_schedule",
+    "plot_lr_sweep",
     "plot_run",
     "plot_trajectories",
     "show",

@@ -66,6 +66,7 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "tensorboard": False,  # true: TensorBoard event files in RUN/tensorboard (needs tensorboardX)
         "sync_batchnorm": False,  # under mpiexec: BatchNorm statistics of the global batch (docs/distributed.md)
         "distributed_timeout": 300.0,  # under mpiexec: seconds a rank waits for the others before the job stops
+        "babysit": False,  # true: watch training health live (gw.callbacks.Babysitter), babysit.csv
     },
 }
 OPTIONAL_SECTIONS = ("penalty", "schedule")
