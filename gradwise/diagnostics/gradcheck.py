@@ -60,9 +60,11 @@ def numerical_gradient(
 ) -> np.ndarray:
     """Centered differences of the scalar `f()` with respect to `array.flat[indices]`.
 
-    `array` is perturbed in place and restored exactly after each entry.
+    `array` is perturbed in place and restored exactly after each entry. `indices` count in C
+    order whatever the array's memory layout (``array.flat``: a Fortran-ordered or strided input,
+    such as a layer's transposed output, is perturbed in place too, not a reshaped copy of it).
     """
-    flat = array.reshape(-1)  # a view: `array` must be contiguous
+    flat = array.flat
     grad = np.empty(len(indices))
     for k, i in enumerate(indices):
         old = flat[i]
@@ -233,7 +235,7 @@ def check_layer(
     """
     rng = np.random.default_rng(seed)
     model = copy.deepcopy(layer).astype(np.float64)
-    x64 = np.array(x, dtype=np.float64, copy=True)
+    x64 = np.array(x, dtype=np.float64, copy=True, order="C")
     upstream = rng.standard_normal(model.forward(x64).shape)
 
     def objective(inp: np.ndarray) -> float:

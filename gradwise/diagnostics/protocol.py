@@ -352,9 +352,8 @@ def _check_layers(model: Layer, x: np.ndarray, entries: int, seed: int) -> dict[
         inner = type(mod).forward
 
         def wrapper(inp: Any, _name: str = name, _mod: Layer = mod, _inner: Any = inner) -> Any:
-            # C order: check_layer perturbs its input through a flat view, which an F-ordered
-            # array (a transposed matmul's output) would silently copy instead.
-            inputs[_name] = np.ascontiguousarray(inp) if isinstance(inp, np.ndarray) else copy.deepcopy(inp)
+            # A copy: the layer's input as it was, for checking the layer alone afterwards.
+            inputs[_name] = inp.copy() if isinstance(inp, np.ndarray) else copy.deepcopy(inp)
             return _inner(_mod, inp)
 
         object.__setattr__(mod, "forward", wrapper)

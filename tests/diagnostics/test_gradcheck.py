@@ -330,3 +330,25 @@ def test_check_model_checks_the_parameters_on_the_path_training_takes(rng, tol):
     with_input = check_model(model, SoftmaxCrossEntropy(), x, y, check_input=True)
     assert [c.name for c in with_input.checks] == ["input", "1.weight", "1.bias"]
     assert with_input.max_rel_error < tol.gradcheck and seen == [True]
+
+
+@pytest.mark.parametrize("layout", ["F", "strided"])
+def test_numerical_gradient_perturbs_arrays_of_any_layout_in_place(layout):
+    # A layer's output may be Fortran-ordered (Linear returns (W x^T)^T); a reshape of such an array
+    # is a copy, and perturbing a copy would give a zero numerical gradient.
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((6, 5))
+    a = np.asfortranarray(base) if layout == "F" else rng.standard_normal((6, 10))[:, ::2]
+    weights = rng.standard_normal(a.shape)
+    idx = np.arange(a.size)
+    before = a.copy()
+    num = numerical_gradient(lambda: float((weights * a).sum()), a, idx)
+    np.testing.assert_allclose(num, weights.reshape(-1), rtol=1e-8, atol=1e-8)
+    np.testing.assert_array_equal(a, before)
+
+
+def test_check_layer_passes_on_a_fortran_ordered_input():
+    layer = Linear(5, 3).astype(np.float64)
+    x = np.asfortranarray(np.random.default_rng(1).standard_normal((4, 5)))
+    report = check_layer(layer, x)
+    assert report.passed, report
