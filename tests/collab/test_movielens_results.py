@@ -1,12 +1,14 @@
 """The published numbers on the real MovieLens 100k, through `gradwise train examples/movielens_collab.toml`.
 
-The fastai lesson (fastbook chapter 8: ``fit_one_cycle(5, 5e-3, wd=0.1)``, 50 factors, y_range
-(0, 5.5), batch 64, random 80/20 split) reports a validation MSE of 0.8125. The same recipe gives
-0.811-0.821 here over 3 split seeds x 3 training seeds, and 0.812-0.821 in a PyTorch replica on
-the same splits (docs/collab.md): the lesson's 0.81 is one draw of that spread. This test runs
-the example's default seeds (measured 0.8121) and asserts <= 0.815, so that a broken backward,
-optimizer or schedule (the MSE of a model that learns nothing is about 1.27) is caught while float
-summation order may differ across machines. Five epochs take 2-5 s.
+Issue 12's target: a random 80/20 split, the dot-product model with 50 factors and y_range (0, 5.5),
+validation MSE at most 0.81 (the fastai lesson, fastbook chapter 8, reports 0.8125 after
+``fit_one_cycle(5, 5e-3, wd=0.1)``; that recipe gives 0.8121 here at the default seeds and
+0.811-0.821 over 3 x 3 seeds). The example's recipe, five one-cycle epochs at lr 4e-3 with weight
+decay 0.15 on the factor tables and none on the biases, measured 0.7991 at the default seeds and
+0.7991-0.8000 over 3 training seeds on that split (docs/collab.md, which also gives the other split
+seeds: 0.804-0.812). This test runs the example as it is (five epochs, 2-6 s) at the default seeds
+and asserts the target itself, <= 0.81: 0.009 of margin, more than float summation order moves it,
+while a model that learns nothing scores about 1.27 and the lesson's own recipe 0.812.
 """
 
 from __future__ import annotations
@@ -35,14 +37,14 @@ def _run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *overrides: str) ->
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Trainer. monitor=.val_loss. needs a val_loader")
-def test_random_split_validation_mse_of_the_lesson(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_random_split_validation_mse_meets_the_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     metrics = _run(tmp_path, capsys)
     assert metrics["epochs"] == 5 and metrics["steps"] == 5 * 1250  # 80,000 ratings in batches of 64
-    assert metrics["test"]["loss"] <= 0.815  # the held-out 20%: fastai's validation set
+    assert metrics["test"]["loss"] <= 0.81  # the held-out 20% (fastai's validation set); measured 0.7991
 
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Trainer. monitor=.val_loss. needs a val_loader")
 def test_canonical_ua_split_test_rmse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     metrics = _run(tmp_path, capsys, "data.split=ua")
-    assert metrics["test"]["rmse"] <= 0.94  # measured 0.931-0.933 (docs/collab.md)
+    assert metrics["test"]["rmse"] <= 0.93  # measured 0.922-0.923 over 3 seeds (docs/collab.md)

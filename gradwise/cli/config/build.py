@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from gradwise import losses, optim
-from gradwise.cli.config.names import CONTAINERS, LAYERS, LOSSES, METRICS, OPTIMIZERS, PENALTIES, SCHEDULE_KEYS, SCHEDULES
+from gradwise.cli.config.names import CONTAINERS, LAYERS, LOSSES, METRICS, OPTIMIZER_KEYS, OPTIMIZERS, PENALTIES, SCHEDULE_KEYS, SCHEDULES
 from gradwise.cli.config.parsing import Config, ConfigError
 from gradwise.core import Layer, Sequential
 from gradwise.optim import schedules
+from gradwise.optim.groups import is_decay_exempt
 from gradwise.training.callbacks import Callback, CycleMomentum
 
 
@@ -116,10 +117,17 @@ def build_schedule(cfg: Config, steps_per_epoch: int) -> tuple[Any, list[Callbac
 
 def build_optimizer(cfg: Config, model: Layer, lr: Any = None) -> optim.Optimizer:
     """The configured optimizer over `model`'s parameters; `lr` (e.g. a schedule) overrides [optimizer] lr."""
-    body = dict(cfg.section("optimizer"))
+    body = {k: v for k, v in cfg.section("optimizer").items() if k not in OPTIMIZER_KEYS}
     if lr is not None:
         body["lr"] = lr
-    return _construct(OPTIMIZERS[body["type"]], body, "optimizer", cfg.source, model.parameters())
+    params: Any = model.parameters()
+    if not cfg.section("optimizer").get("decay_biases", True):
+        # fastai's wd_bn_bias=False: the decayed group takes [optimizer] weight_decay, the rest none.
+        named = list(model.named_parameters())
+        params = [{"params": [p for n, p in named if not is_decay_exempt(n, p)]},
+                  {"params": [p for n, p in named if is_decay_exempt(n, p)], "weight_decay": 0.0}]
+        params = [g for g in params if g["params"]]
+    return _construct(OPTIMIZERS[body["type"]], body, "optimizer", cfg.source, params)
 
 
 def build_metrics(cfg: Config) -> list[Callable[[np.ndarray, np.ndarray], float]]:

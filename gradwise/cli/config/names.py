@@ -92,6 +92,9 @@ SCHEDULES: dict[str, Callable[..., Any]] = {
 }
 # Keys of [schedule] that the config itself handles (not arguments of the schedule class).
 SCHEDULE_KEYS = ("type", "warmup_steps", "warmup_start_factor", "cycle_momentum")
+# Optional keys of [optimizer] that the config itself handles: `decay_biases = false` leaves the
+# biases and normalization parameters out of weight decay (`gradwise.optim.groups.is_decay_exempt`).
+OPTIMIZER_KEYS = ("decay_biases",)
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "accuracy": _metrics.accuracy,
     "rmse": _metrics.rmse,

@@ -25,6 +25,7 @@ from gradwise.cli.config.names import (
     LAYERS,
     LOSSES,
     METRICS,
+    OPTIMIZER_KEYS,
     OPTIMIZERS,
     PENALTIES,
     SCHEDULE_KEYS,
@@ -207,7 +208,10 @@ def validate(raw: Mapping[str, Any], source: str) -> Config:
         body = data[section]
         cls = _lookup(table, body["type"], f"[{section}] type", source)
         skip = ("params",) if section == "optimizer" else ()
-        _check_kwargs(cls, {k: v for k, v in body.items() if k != "type"}, f"[{section}]", source, skip=skip)
+        own = ("type", *OPTIMIZER_KEYS) if section == "optimizer" else ("type",)
+        if section == "optimizer" and not isinstance(body.get("decay_biases", True), bool):
+            raise ConfigError(f"{source}: [optimizer] decay_biases = {body['decay_biases']!r} must be true or false")
+        _check_kwargs(cls, {k: v for k, v in body.items() if k not in own}, f"[{section}]", source, skip=skip)
     if "schedule" in data:
         body = data["schedule"]
         cls = _lookup(SCHEDULES, body["type"], "[schedule] type", source)
