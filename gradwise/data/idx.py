@@ -93,7 +93,9 @@ def _parse_idx(data: bytes | bytearray, name: str) -> np.ndarray:
     at = "byte" if not name.endswith(".gz") else "decompressed byte"
     size = len(data)
     if size < 4:
-        raise DataFormatError(f"{name}: too short for an IDX file: {size} bytes, the magic number alone takes 4")
+        raise DataFormatError(
+            f"{name}: too short for an IDX file: it ends at {at} {size}, inside the 4-byte magic number"
+        )
     magic = int.from_bytes(data[:4], "big")
     if data[0] != 0 or data[1] != 0:
         raise DataFormatError(

@@ -31,7 +31,19 @@ def _spiral(body: dict[str, Any], rng: np.random.Generator) -> Arrays:
     return x_train, y_train, x_test, y_test
 
 
+def _images(kind: str) -> Callable[[dict[str, Any], np.random.Generator], Arrays]:
+    def load(body: dict[str, Any], rng: np.random.Generator) -> Arrays:
+        from gradwise.cli.config.images import load_images
+
+        return load_images(kind, body, rng)  # type: ignore[return-value]
+
+    return load
+
+
 LOADERS: dict[str, Callable[[dict[str, Any], np.random.Generator], Arrays]] = {
     "mnist1d": _mnist1d,
     "spiral": _spiral,
+    "mnist": _images("mnist"),
+    "fashion_mnist": _images("fashion"),
+    "kmnist": _images("kmnist"),
 }
