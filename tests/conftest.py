@@ -40,6 +40,8 @@ OPTIM_ORACLE_ELEMENTWISE_RTOL = 1e-13
 INIT_VAR_RTOL = 0.02
 # Orthogonality of `init.orthogonal`: ||Q^T Q - I||_max in float64.
 ORTHO_ATOL = 1e-12
+# Whitening in float64 (PCA, ZCA on well-conditioned data): ||cov(white) - I||_max and round trips.
+WHITEN_ATOL = 1e-9
 
 SEED = 20240521
 
@@ -57,6 +59,7 @@ class Tolerances:
     optim_oracle_elementwise: float = OPTIM_ORACLE_ELEMENTWISE_RTOL
     init_var: float = INIT_VAR_RTOL
     ortho: float = ORTHO_ATOL
+    whiten: float = WHITEN_ATOL
 
     def oracle_for(self, dtype: np.dtype | type) -> float:
         """The oracle tolerance for computations in `dtype`."""

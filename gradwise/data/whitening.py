@@ -75,8 +75,8 @@ def _whitening_scale(variances: np.ndarray, eps: float, who: str, rank_tol: floa
     if eps == 0 and variances[-1] <= rank_tol:
         rank = int((variances > rank_tol).sum())
         raise ValueError(
-            f"{who}: the data has only {rank} directions of nonzero variance, {len(variances)} asked to be "
-            f"whitened; with eps=0 a direction of zero variance cannot be scaled to 1 (use eps > 0"
+            f"{who}: only {rank} of the {len(variances)} directions to whiten have nonzero variance; "
+            f"with eps=0 a direction of zero variance cannot be scaled to 1 (use eps > 0"
             f"{' or n_components <= ' + str(rank) if who.startswith('PCA') else ''})"
         )
     return np.sqrt(variances + eps)
