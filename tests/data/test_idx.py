@@ -193,7 +193,10 @@ def test_any_truncation_of_an_npz_file_is_reported(tmp_path_factory, data):
         (lambda p: p.write_bytes(b"hello world"), "not an npz file: it starts with bytes 68 65 6c 6c"),
         (lambda p: np.save(p.with_suffix(".npy"), np.zeros(3)) or p.with_suffix(".npy").rename(p), "a bare .npy"),
         (lambda p: np.savez(p, a=np.zeros(2), b=np.zeros(2)), r"holding one array, found 2: \['a', 'b'\]"),
-        (lambda p: np.savez(p, np.array([{"x": 1}], dtype=object)), "cannot be read: Object arrays cannot be loaded when allow_pickle=False"),
+        (
+            lambda p: np.savez(p, np.array([{"x": 1}], dtype=object)),
+            "cannot be read: Object arrays cannot be loaded when allow_pickle=False",
+        ),
     ],
 )
 def test_bad_npz_files(tmp_path, make, pattern):

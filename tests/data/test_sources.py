@@ -176,7 +176,8 @@ def test_mirrors_are_tried_in_order(monkeypatch, tmp_path):
     src = _folder(tmp_path, "upstream", {"a": b"alpha", "wrong": b"an error page"})
     monkeypatch.setenv(ENV_CACHE, str(tmp_path / "cache"))
     mirrors = [_url(tmp_path / "missing"), _url(src / "wrong"), _url(src / "a")]
-    got = find_dataset("toy", ["a"], download=True, urls={"a": mirrors}, sha256={"a": hashlib.sha256(b"alpha").hexdigest()})
+    sha = {"a": hashlib.sha256(b"alpha").hexdigest()}
+    got = find_dataset("toy", ["a"], download=True, urls={"a": mirrors}, sha256=sha)
     assert (got / "a").read_bytes() == b"alpha"
 
 

@@ -156,7 +156,9 @@ def test_pca_components_are_reproducible(rng):
 # --------------------------------------------------------------------------------- state, files
 
 
-@pytest.mark.parametrize("make", [lambda: ZCA(eps=0.01), lambda: PCA(n_components=3, eps=0.1), lambda: PCA(whiten=False)])
+@pytest.mark.parametrize(
+    "make", [lambda: ZCA(eps=0.01), lambda: PCA(n_components=3, eps=0.1), lambda: PCA(whiten=False)]
+)
 def test_save_load_round_trip(tmp_path, rng, make):
     x = _correlated(rng)
     fitted = make().fit(x)

@@ -53,7 +53,7 @@ def _check(body: dict[str, Any]) -> None:
     holdout = body["holdout"]
     if body["split"] == "test":
         if not ((_is_int(holdout) and holdout > 0) or (isinstance(holdout, float) and 0 < holdout < 1)):
-            raise bad("holdout", "with split = \"test\", the test images held out: a count >= 1 or a fraction in (0, 1)")
+            raise bad("holdout", "with split = \"test\", the images to hold out: a count >= 1 or a fraction in (0, 1)")
     elif holdout != 0:
         raise bad("holdout", "applies to split = \"test\" only (the standard split tests on the test file)")
     for key in ("train_size", "test_size", "split_seed", "n_components"):
@@ -110,8 +110,8 @@ def load_images(kind: str, body: dict[str, Any], rng: np.random.Generator) -> tu
     x_test = images_to_float(x_test, flatten=body["flatten"])
     meta: dict[str, Any] = {"classes": list(CLASSES[kind]), "input_shape": tuple(x_train.shape[1:])}
     if body["preprocess"] != "none":
-        pre = _preprocessor(body)
         try:
+            pre = _preprocessor(body)
             x_train = pre.fit_transform(x_train)  # training images only; the test set never enters it
         except ValueError as e:
             raise ConfigError(f"[data] preprocess = {body['preprocess']!r}: {e}") from None
