@@ -10,8 +10,8 @@ Every file-backed loader (`load_mnist`, `load_movielens`, `load_adult`, ...) fin
 
 The first folder that holds every required file wins. With ``download=True`` and nothing found, the
 files are fetched from their official source into the cache folder (each written atomically, its
-sha256 checked when known), so an interrupted download leaves nothing that looks complete. Nothing
-here touches the network unless asked to; tests never need it.
+sha256 checked when known, mirrors tried in turn), so an interrupted download leaves nothing that
+looks complete. Nothing here touches the network unless asked to; tests never need it.
 
 Errors: `DatasetNotFoundError` (a `FileNotFoundError`) names every folder tried and the ways to
 supply the files; `DataFormatError` (a `ValueError`) names the file and the line or byte offset
