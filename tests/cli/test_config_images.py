@@ -31,19 +31,28 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(ENV_CACHE, str(tmp_path / "cache"))
 
 
-@pytest.fixture
-def mnist_dir(tmp_path: Path) -> Path:
+def _fake_mnist(folder: Path, size: int = 28) -> Path:
     """A fake MNIST folder: 200 test images (20 per class) and 100 training images."""
     rng = np.random.default_rng(0)
-    folder = tmp_path / "mnist"
     folder.mkdir()
     for prefix, n in (("t10k", 200), ("train", 100)):
         y = np.repeat(np.arange(10, dtype=np.uint8), n // 10)
-        x = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        x = rng.integers(0, 256, (n, size, size), dtype=np.uint8)
         x[:, 0, 0] = np.arange(n)  # a sample's id, to follow it through the splits
         write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", x)
         write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", y)
     return folder
+
+
+@pytest.fixture
+def mnist_dir(tmp_path: Path) -> Path:
+    return _fake_mnist(tmp_path / "mnist")
+
+
+@pytest.fixture
+def tiny_dir(tmp_path: Path) -> Path:
+    """8x8 images: whitening 64 pixels instead of 784 keeps the preprocessing tests fast."""
+    return _fake_mnist(tmp_path / "tiny", size=8)
 
 
 def _cfg(data: str, dataset: str = "mnist", model: str = MODEL):
@@ -88,19 +97,26 @@ def test_validation_comes_out_of_the_training_part(mnist_dir):
 
 
 @pytest.mark.parametrize(("name", "cls"), [("zca", ZCA), ("pca", PCA)])
-def test_preprocessing_is_fitted_on_the_training_images(mnist_dir, name, cls):
+def test_preprocessing_is_fitted_on_the_training_images(tiny_dir, name, cls):
     flatten = "true" if name == "pca" else "false"
     extra = "n_components = 20\n" if name == "pca" else ""
-    s = _data(f'path = "{mnist_dir}"\nval = 0\nflatten = {flatten}\npreprocess = "{name}"\neps = 0.1\n{extra}')
+    s = _data(f'path = "{tiny_dir}"\nval = 0\nflatten = {flatten}\npreprocess = "{name}"\neps = 0.1\n{extra}')
     pre = s.meta["preprocessing"]
     assert isinstance(pre, cls) and pre.eps == 0.1
     assert set(s.meta["preprocessing_state"]) == set(pre.state_dict())
     if name == "pca":
         assert s.x_train.shape == (100, 20) and s.meta["input_shape"] == (20,)
-    # The training images' statistics, not the test images'.
-    raw = _data(f'path = "{mnist_dir}"\nval = 0\nflatten = {flatten}')
-    np.testing.assert_allclose(pre.mean.reshape(-1), raw.x_train.reshape(100, -1).mean(axis=0), rtol=1e-6)
+    # The training images' statistics, not the test images', fitted on images of shape (1, 28, 28).
+    raw = _data(f'path = "{tiny_dir}"\nval = 0')
+    assert pre.mean.shape == (1, 8, 8)
+    np.testing.assert_allclose(pre.mean, raw.x_train.mean(axis=0), rtol=1e-6)
     np.testing.assert_allclose(s.x_test, pre.transform(raw.x_test), rtol=1e-5, atol=1e-5)
+
+
+def test_channel_standardization_is_over_the_one_channel_even_when_flattened(mnist_dir):
+    s = _data(f'path = "{mnist_dir}"\nval = 0\nflatten = true\npreprocess = "channel"')
+    assert s.x_train.shape == (100, 784) and s.meta["preprocessing"].mean.shape == (1,)
+    np.testing.assert_allclose([s.x_train.mean(), s.x_train.std()], [0, 1], atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -106,9 +106,9 @@ def load_images(kind: str, body: dict[str, Any], rng: np.random.Generator) -> tu
         x_test, y_test = load_mnist(path, kind=kind, split="test", download=body["download"])
     x_train, y_train = _subset(x_train, y_train, body["train_size"], "train_size", split_rng)
     x_test, y_test = _subset(x_test, y_test, body["test_size"], "test_size", split_rng)
-    x_train = images_to_float(x_train, flatten=body["flatten"])
-    x_test = images_to_float(x_test, flatten=body["flatten"])
-    meta: dict[str, Any] = {"classes": list(CLASSES[kind]), "input_shape": tuple(x_train.shape[1:])}
+    # Preprocessing sees (N, 1, H, W) images (one channel for "channel"); flattening comes after.
+    x_train, x_test = images_to_float(x_train), images_to_float(x_test)
+    meta: dict[str, Any] = {"classes": list(CLASSES[kind])}
     if body["preprocess"] != "none":
         try:
             pre = _preprocessor(body)
@@ -116,5 +116,8 @@ def load_images(kind: str, body: dict[str, Any], rng: np.random.Generator) -> tu
         except ValueError as e:
             raise ConfigError(f"[data] preprocess = {body['preprocess']!r}: {e}") from None
         x_test = pre.transform(x_test)
-        meta.update(preprocessing=pre, preprocessing_state=pre.state_dict(), input_shape=tuple(x_train.shape[1:]))
+        meta.update(preprocessing=pre, preprocessing_state=pre.state_dict())
+    if body["flatten"]:
+        x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
+    meta["input_shape"] = tuple(x_train.shape[1:])
     return x_train, y_train, x_test, y_test, meta
