@@ -75,6 +75,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         run = RunDir.create(args.out) if args.out else RunDir.new("runs", name=name)
         run.write_config(cfg.data)
+        if "preprocessing" in splits.meta:  # fitted on the training data; new inputs need it too
+            splits.meta["preprocessing"].save(run.path / "preprocessing.safetensors")
     trainer = _make_trainer(cfg, model, loss, len(train_loader), run, progress=not args.no_progress)
     print(f"gradwise: training {name} on {cfg.section('data')['dataset']} "
           f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test), "

@@ -63,9 +63,10 @@ def _mirrored(bases: tuple[str, ...], names: list[str]) -> dict[str, tuple[str, 
 
 
 _GZ = [alts[0] for pair in _IDX_FILES.values() for alts in pair]
-# Digests as published alongside the files (TensorFlow Datasets' checksums and torchvision's
-# mirrors for MNIST; the Fashion-MNIST README for Fashion-MNIST); the test-set ones were also checked
-# against the copies of the files behind docs/images.md.
+# SHA-256 digests: MNIST's and Fashion-MNIST's as TensorFlow Datasets and many projects list them
+# (Fashion-MNIST's README too). The MNIST and KMNIST test-set digests were also checked against our
+# copies of those files; KMNIST's training digests come from one public listing only (a mismatch
+# saves nothing and says so).
 SOURCES: dict[str, _Source] = {
     "mnist": _Source(
         "mnist",

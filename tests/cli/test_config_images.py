@@ -155,6 +155,18 @@ def test_every_image_dataset_finds_its_folder(monkeypatch, tmp_path, mnist_dir, 
     assert len(s.x_test) == 50
 
 
+def test_the_fitted_preprocessing_is_saved_in_the_run_directory(tmp_path, tiny_dir, capsys):
+    model = MODEL.replace("in_features = 784", "in_features = 64")
+    config = tmp_path / "c.toml"
+    config.write_text(f'[data]\ndataset = "mnist"\npath = "{tiny_dir}"\npreprocess = "zca"\neps = 0.1\n{model}')
+    code = main(["train", str(config), "--out", str(tmp_path / "run"), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    saved = ZCA.load(tmp_path / "run" / "preprocessing.safetensors")
+    fitted = build_data(parse(config.read_text(), str(config)), np.random.default_rng(0)).meta["preprocessing"]
+    x = np.random.default_rng(1).random((3, 1, 8, 8))
+    np.testing.assert_array_equal(saved.transform(x), fitted.transform(x))
+
+
 def test_missing_data_exits_2_naming_the_folders_before_writing_anything(tmp_path, capsys):
     config = tmp_path / "c.toml"
     config.write_text(f'[data]\ndataset = "mnist"\nsplit = "test"\nholdout = 2000\n{MODEL}')

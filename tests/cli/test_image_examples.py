@@ -1,8 +1,7 @@
-"""The image examples on the real MNIST / KMNIST test files (skipped, saying why, where absent).
+"""The image example on the real MNIST test file (skipped, saying why, where it is absent).
 
-The full runs (20 epochs) and their numbers are in docs/images.md; to stay within the suite's time
-budget these train for fewer epochs (the cosine schedule then decays over the shorter run) and
-check a correspondingly lower bar.
+It runs `examples/mnist_cnn.toml` in full, as the docs report it (2,500 steps: about 20 s on two
+quiet cores, judging by the 14 s of 1,695 steps measured at a light load; docs/images.md).
 """
 
 from __future__ import annotations
@@ -22,19 +21,19 @@ SHARED = next(
 )
 
 
-def _run(tmp_path: Path, capsys: pytest.CaptureFixture[str], example: str, data: str, epochs: int) -> float:
+def _run(tmp_path: Path, capsys: pytest.CaptureFixture[str], example: str, data: str) -> float:
     folder = SHARED / data
     if not folder.is_dir():
         pytest.skip(f"the real {data} files are not here ({folder} does not exist)")
     out = tmp_path / "run"
-    argv = ["train", str(ROOT / "examples" / example), "--set", f"data.path={folder}", "--epochs", str(epochs)]
+    argv = ["train", str(ROOT / "examples" / example), "--set", f"data.path={folder}"]
     code = main([*argv, "--out", str(out), "--no-progress"])
     assert code == 0, capsys.readouterr().err
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["steps"] == 125 * epochs  # 8,000 training images in batches of 64
+    assert metrics["steps"] == 125 * 20  # 8,000 training images in batches of 64, 20 epochs
     return metrics["test"]["accuracy"]
 
 
 @pytest.mark.slow
-def test_mnist_cnn_on_the_8k_2k_split_of_the_test_file(tmp_path, capsys):
-    assert _run(tmp_path, capsys, "mnist_cnn.toml", "mnist", epochs=4) >= 0.97
+def test_mnist_cnn_reaches_97_5_percent_on_the_8k_2k_split_of_the_test_file(tmp_path, capsys):
+    assert _run(tmp_path, capsys, "mnist_cnn.toml", "mnist") >= 0.975  # measured: 0.9855 (seed 0)
