@@ -38,10 +38,10 @@ OPTIM_ORACLE_ELEMENTWISE_RTOL = 1e-13
 # Empirical moments of initializers on ~260k draws: the sampling error of a variance estimate is
 # about sqrt(2 / n) ~ 0.3%, so 2% is tight yet never flaky with a fixed seed.
 INIT_VAR_RTOL = 0.02
-# Orthogonality of `init.orthogonal`: ||Q^T Q - I||_max in float64.
-ORTHO_ATOL = 1e-12
 # Whitening in float64 (PCA, ZCA on well-conditioned data): ||cov(white) - I||_max and round trips.
 WHITEN_ATOL = 1e-9
+# Orthogonality of `init.orthogonal`: ||Q^T Q - I||_max in float64.
+ORTHO_ATOL = 1e-12
 
 SEED = 20240521
 
@@ -58,8 +58,8 @@ class Tolerances:
     optim_oracle: float = OPTIM_ORACLE_RTOL
     optim_oracle_elementwise: float = OPTIM_ORACLE_ELEMENTWISE_RTOL
     init_var: float = INIT_VAR_RTOL
-    ortho: float = ORTHO_ATOL
     whiten: float = WHITEN_ATOL
+    ortho: float = ORTHO_ATOL
 
     def oracle_for(self, dtype: np.dtype | type) -> float:
         """The oracle tolerance for computations in `dtype`."""

@@ -75,8 +75,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         run = RunDir.create(args.out) if args.out else RunDir.new("runs", name=name)
         run.write_config(cfg.data)
-        if "preprocessing" in splits.meta:  # fitted on the training data; new inputs need it too
-            splits.meta["preprocessing"].save(run.path / "preprocessing.safetensors")
     trainer = _make_trainer(cfg, model, loss, len(train_loader), run, progress=not args.no_progress)
     print(f"gradwise: training {name} on {cfg.section('data')['dataset']} "
           f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test), "
@@ -98,6 +96,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             _report_rejected(resume_from.rejected)
             print(f"gradwise: resuming from {resume_from.checkpoint.path}{_fallback_note(resume_from)}")
     epochs = args.epochs if args.resume and args.epochs is not None else int(train_cfg["epochs"])
+    if "preprocessing" in splits.meta and not args.resume:  # fitted on the training data; new inputs need it too
+        splits.meta["preprocessing"].save(run.path / "preprocessing.safetensors")
     trainer.fit(train_loader, val_loader, epochs=epochs, resume_from=resume_from)
 
     # The Trainer wrote its summary (status, steps, epochs, best epoch, wall time); add the final

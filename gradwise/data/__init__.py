@@ -11,6 +11,8 @@ from gradwise.data.images import load_mnist
 from gradwise.data.images import load_mnist_splits
 from gradwise.data.imageprep import ChannelStandardizer
 from gradwise.data.imageprep import MeanImage
+from gradwise.data.whitening import PCA
+from gradwise.data.whitening import ZCA
 from gradwise.data.datasets import make_mnist1d
 from gradwise.data.datasets import make_spiral
 from gradwise.data.datasets import mnist1d_templates
@@ -20,25 +22,24 @@ from gradwise.data.preprocessing import one_hot
 from gradwise.data.splits import kfold
 from gradwise.data.splits import train_dev_test_split
 from gradwise.data.splits import train_test_split
-from gradwise.data.whitening import PCA
-from gradwise.data.whitening import ZCA
 
 __all__ = [
-    "ChannelStandardizer",
     "DataLoader",
-    "MeanImage",
-    "PCA",
     "Standardizer",
-    "ZCA",
-    "images_to_float",
     "kfold",
-    "load_mnist",
     "load_mnist1d",
-    "load_mnist_splits",
     "make_mnist1d",
     "make_spiral",
     "mnist1d_templates",
     "one_hot",
     "train_dev_test_split",
     "train_test_split",
+    # image data (docs/images.md)
+    "ChannelStandardizer",
+    "MeanImage",
+    "PCA",
+    "ZCA",
+    "images_to_float",
+    "load_mnist",
+    "load_mnist_splits",
 ]

@@ -23,14 +23,6 @@ def _mnist1d(body: dict[str, Any], rng: np.random.Generator) -> Arrays:
     return load_mnist1d()
 
 
-def _spiral(body: dict[str, Any], rng: np.random.Generator) -> Arrays:
-    from gradwise.data import make_spiral, train_test_split
-
-    x, y = make_spiral(n_per_class=body["n_per_class"], n_classes=body["n_classes"], noise=body["noise"], rng=rng)
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test=body["test"], stratify=y, rng=rng)
-    return x_train, y_train, x_test, y_test
-
-
 def _images(kind: str) -> Callable[[dict[str, Any], np.random.Generator], Arrays]:
     def load(body: dict[str, Any], rng: np.random.Generator) -> Arrays:
         from gradwise.cli.config.images import load_images
@@ -40,10 +32,18 @@ def _images(kind: str) -> Callable[[dict[str, Any], np.random.Generator], Arrays
     return load
 
 
+def _spiral(body: dict[str, Any], rng: np.random.Generator) -> Arrays:
+    from gradwise.data import make_spiral, train_test_split
+
+    x, y = make_spiral(n_per_class=body["n_per_class"], n_classes=body["n_classes"], noise=body["noise"], rng=rng)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test=body["test"], stratify=y, rng=rng)
+    return x_train, y_train, x_test, y_test
+
+
 LOADERS: dict[str, Callable[[dict[str, Any], np.random.Generator], Arrays]] = {
-    "mnist1d": _mnist1d,
-    "spiral": _spiral,
     "mnist": _images("mnist"),
     "fashion_mnist": _images("fashion"),
     "kmnist": _images("kmnist"),
+    "mnist1d": _mnist1d,
+    "spiral": _spiral,
 }

@@ -14,11 +14,11 @@ import numpy as np
 
 from gradwise import layers, losses, optim
 from gradwise.core import Layer
-from gradwise.data.imageprep import ChannelStandardizer, MeanImage
-from gradwise.data.whitening import PCA, ZCA
 from gradwise.optim import schedules
 from gradwise.training import metrics as _metrics
 from gradwise.training.callbacks import ReduceLROnPlateau
+from gradwise.data.imageprep import ChannelStandardizer, MeanImage
+from gradwise.data.whitening import PCA, ZCA
 
 LAYERS: dict[str, type[Layer]] = {
     "AvgPool1d": layers.AvgPool1d,
@@ -108,17 +108,17 @@ _IMAGE_DATA: dict[str, Any] = {
     "path": "", "download": False, "split": "standard", "holdout": 0, "train_size": 0, "test_size": 0,
     "split_seed": 0, "flatten": False, "preprocess": "none", "n_components": 0, "eps": 1e-5,
 }
-DATASETS: dict[str, dict[str, Any]] = {
-    "mnist1d": {},
-    "spiral": {"n_per_class": 300, "n_classes": 3, "noise": 0.2, "test": 0.2},
-    "mnist": _IMAGE_DATA,
-    "fashion_mnist": _IMAGE_DATA,
-    "kmnist": _IMAGE_DATA,
-}
 # [data] preprocess = NAME for the image datasets: fitted on the training images, applied to the test images.
 IMAGE_PREPROCESSING: dict[str, type] = {
     "mean_image": MeanImage,
     "channel": ChannelStandardizer,
     "pca": PCA,
     "zca": ZCA,
+}
+DATASETS: dict[str, dict[str, Any]] = {
+    "mnist": _IMAGE_DATA,
+    "fashion_mnist": _IMAGE_DATA,
+    "kmnist": _IMAGE_DATA,
+    "mnist1d": {},
+    "spiral": {"n_per_class": 300, "n_classes": 3, "noise": 0.2, "test": 0.2},
 }
