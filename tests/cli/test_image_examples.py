@@ -1,8 +1,8 @@
 """The image example on the real MNIST test file (skipped, saying why, where it is absent).
 
 It runs `examples/mnist_cnn.toml` for 12 of its 20 epochs (the cosine schedule then decays over the
-shorter run), which already passes the 97.5 % bar: 98.05 % measured, in 16 s on the 2-core machine
-at a load average of 3. The full run (98.55 %) is in docs/images.md.
+shorter run), which already passes the 97.5 % bar: 98.05 % measured, the test taking 7-8 s on the
+2-core machine at a load average of 3. The full run (98.55 %) is in docs/images.md.
 """
 
 from __future__ import annotations
