@@ -38,6 +38,8 @@ OPTIM_ORACLE_ELEMENTWISE_RTOL = 1e-13
 # Empirical moments of initializers on ~260k draws: the sampling error of a variance estimate is
 # about sqrt(2 / n) ~ 0.3%, so 2% is tight yet never flaky with a fixed seed.
 INIT_VAR_RTOL = 0.02
+# Whitening in float64 (PCA, ZCA on well-conditioned data): ||cov(white) - I||_max and round trips.
+WHITEN_ATOL = 1e-9
 # Orthogonality of `init.orthogonal`: ||Q^T Q - I||_max in float64.
 ORTHO_ATOL = 1e-12
 # Data-parallel training (float64): K ranks' final weights against one process's, max |difference|
@@ -59,6 +61,7 @@ class Tolerances:
     optim_oracle: float = OPTIM_ORACLE_RTOL
     optim_oracle_elementwise: float = OPTIM_ORACLE_ELEMENTWISE_RTOL
     init_var: float = INIT_VAR_RTOL
+    whiten: float = WHITEN_ATOL
     ortho: float = ORTHO_ATOL
     distributed: float = DISTRIBUTED_ATOL
 

@@ -102,6 +102,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             _report_rejected(resume_from.rejected)
             print(f"gradwise: resuming from {resume_from.checkpoint.path}{_fallback_note(resume_from)}")
     epochs = args.epochs if args.resume and args.epochs is not None else int(train_cfg["epochs"])
+    if "preprocessing" in splits.meta and not args.resume:  # fitted on the training data; new inputs need it too
+        splits.meta["preprocessing"].save(run.path / "preprocessing.safetensors")
     trainer.fit(train_loader, val_loader, epochs=epochs, resume_from=resume_from)
     if trainer.rank != 0:
         return 0  # rank 0 evaluates, writes metrics.json and prints

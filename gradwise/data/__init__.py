@@ -7,6 +7,13 @@ from __future__ import annotations
 
 from gradwise.data.adult import load_adult
 from gradwise.data.datasets import load_mnist1d
+from gradwise.data.images import images_to_float
+from gradwise.data.images import load_mnist
+from gradwise.data.images import load_mnist_splits
+from gradwise.data.imageprep import ChannelStandardizer
+from gradwise.data.imageprep import MeanImage
+from gradwise.data.whitening import PCA
+from gradwise.data.whitening import ZCA
 from gradwise.data.datasets import make_mnist1d
 from gradwise.data.datasets import make_spiral
 from gradwise.data.datasets import mnist1d_templates
@@ -35,4 +42,12 @@ __all__ = [
     "one_hot",
     "train_dev_test_split",
     "train_test_split",
+    # image data (docs/images.md)
+    "ChannelStandardizer",
+    "MeanImage",
+    "PCA",
+    "ZCA",
+    "images_to_float",
+    "load_mnist",
+    "load_mnist_splits",
 ]

@@ -10,8 +10,8 @@ Every file-backed loader (`load_mnist`, `load_movielens`, `load_adult`, ...) fin
 
 The first folder that holds every required file wins. With ``download=True`` and nothing found, the
 files are fetched from their official source into the cache folder (each written atomically, its
-sha256 checked when known), so an interrupted download leaves nothing that looks complete. Nothing
-here touches the network unless asked to; tests never need it.
+sha256 checked when known, mirrors tried in turn), so an interrupted download leaves nothing that
+looks complete. Nothing here touches the network unless asked to; tests never need it.
 
 Errors: `DatasetNotFoundError` (a `FileNotFoundError`) names every folder tried and the ways to
 supply the files; `DataFormatError` (a `ValueError`) names the file and the line or byte offset
@@ -22,6 +22,7 @@ dataset is never handed back.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -72,7 +73,7 @@ def find_dataset(
     path: str | os.PathLike[str] | None = None,
     *,
     download: bool = False,
-    urls: Mapping[str, str] | None = None,
+    urls: Mapping[str, str | Sequence[str]] | None = None,
     sha256: Mapping[str, str] | None = None,
 ) -> Path:
     """The folder holding dataset `name`'s files.
@@ -88,8 +89,9 @@ def find_dataset(
         An explicit folder; when given, only it is tried (and never downloaded into).
     download : bool
         Fetch the files from `urls` into the cache folder when no folder holds them.
-    urls : mapping of file name -> URL, optional
-        Where each file comes from (the dataset's official source).
+    urls : mapping of file name -> URL or sequence of URLs, optional
+        Where each file comes from (the dataset's official source); a sequence lists mirrors,
+        tried in order until one answers.
     sha256 : mapping of file name -> hex digest, optional
         Digests checked after a download; a mismatch deletes nothing already there and raises.
 
@@ -117,20 +119,32 @@ def find_dataset(
     raise DatasetNotFoundError(f"dataset {name!r}: need {missing}; looked in {where}. To fix: {how}")
 
 
-def _download(target: Path, files: Sequence[str], urls: Mapping[str, str], sha256: Mapping[str, str]) -> None:
+def _download(
+    target: Path, files: Sequence[str], urls: Mapping[str, str | Sequence[str]], sha256: Mapping[str, str]
+) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for fname in files:
         if (target / fname).is_file() or fname not in urls:
             continue
-        url = urls[fname]
-        try:
-            with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - official https sources
-                payload = response.read()
-        except OSError as e:
-            raise DatasetNotFoundError(f"could not download {url}: {e}") from None
+        mirrors = [urls[fname]] if isinstance(urls[fname], str) else list(urls[fname])
         want = sha256.get(fname)
-        if want is not None:
+        failures: list[str] = []
+        mismatch = False
+        for url in mirrors:
+            try:
+                with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - official https sources
+                    payload = response.read()
+            except (OSError, http.client.HTTPException) as e:  # IncompleteRead: the connection dropped
+                failures.append(f"{url}: {e}")
+                continue
             got = hashlib.sha256(payload).hexdigest()
-            if got != want:
-                raise DataFormatError(f"{url}: sha256 {got} does not match the expected {want}; nothing was saved")
-        atomic_write_bytes(target / fname, payload)
+            if want is not None and got != want:
+                # A mirror answering with something else (an error page, an old version): try the next.
+                failures.append(f"{url}: sha256 {got} does not match the expected {want}")
+                mismatch = True
+                continue
+            atomic_write_bytes(target / fname, payload)
+            break
+        else:
+            error = DataFormatError if mismatch else DatasetNotFoundError
+            raise error(f"could not download {fname}, so it was not saved: " + "; ".join(failures))

@@ -28,6 +28,15 @@ def _mnist1d(body: dict[str, Any], rng: np.random.Generator) -> Arrays:
     return load_mnist1d()
 
 
+def _images(kind: str) -> Callable[[dict[str, Any], np.random.Generator], Arrays]:
+    def load(body: dict[str, Any], rng: np.random.Generator) -> Arrays:
+        from gradwise.cli.config.images import load_images
+
+        return load_images(kind, body, rng)  # type: ignore[return-value]
+
+    return load
+
+
 def _spiral(body: dict[str, Any], rng: np.random.Generator) -> Arrays:
     from gradwise.data import make_spiral, train_test_split
 
@@ -100,6 +109,9 @@ def _movielens(body: dict[str, Any], rng: np.random.Generator) -> tuple[Any, ...
 
 
 LOADERS: dict[str, Callable[[dict[str, Any], np.random.Generator], Arrays]] = {
+    "mnist": _images("mnist"),
+    "fashion_mnist": _images("fashion"),
+    "kmnist": _images("kmnist"),
     "mnist1d": _mnist1d,
     "spiral": _spiral,
     "adult": _adult,

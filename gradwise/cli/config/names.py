@@ -20,6 +20,8 @@ from gradwise.optim import schedules
 from gradwise.tabular import MODEL_DEFAULTS as _TABULAR_MODEL
 from gradwise.training import metrics as _metrics
 from gradwise.training.callbacks import ReduceLROnPlateau
+from gradwise.data.imageprep import ChannelStandardizer, MeanImage
+from gradwise.data.whitening import PCA, ZCA
 
 LAYERS: dict[str, type[Layer]] = {
     "AvgPool1d": layers.AvgPool1d,
@@ -115,7 +117,22 @@ LEARNERS: dict[str, dict[str, Any]] = {
 # [data] keys every dataset takes (None: required), then each dataset's own keys and defaults.
 # The function that loads each dataset is `gradwise.cli.config.datasets.LOADERS[name]`.
 DATA_KEYS: dict[str, Any] = {"dataset": None, "val": 0.1, "standardize": False}
+# The image datasets' own keys (mnist, fashion_mnist, kmnist; see gradwise.cli.config.images).
+_IMAGE_DATA: dict[str, Any] = {
+    "path": "", "download": False, "split": "standard", "holdout": 0, "train_size": 0, "test_size": 0,
+    "split_seed": 0, "flatten": False, "preprocess": "none", "n_components": 0, "eps": 1e-5,
+}
+# [data] preprocess = NAME for the image datasets: fitted on the training images, applied to the test images.
+IMAGE_PREPROCESSING: dict[str, type] = {
+    "mean_image": MeanImage,
+    "channel": ChannelStandardizer,
+    "pca": PCA,
+    "zca": ZCA,
+}
 DATASETS: dict[str, dict[str, Any]] = {
+    "mnist": _IMAGE_DATA,
+    "fashion_mnist": _IMAGE_DATA,
+    "kmnist": _IMAGE_DATA,
     "mnist1d": {},
     "spiral": {"n_per_class": 300, "n_classes": 3, "noise": 0.2, "test": 0.2},
     # UCI Adult: train on adult.data, test on adult.test; path "" searches GRADWISE_DATA and the cache.
