@@ -188,3 +188,25 @@ def test_a_damaged_file_exits_2_naming_it(tmp_path, mnist_dir, capsys):
     err = capsys.readouterr().err
     assert code == 2 and f"{images}: truncated gzip file" in err and "at byte 1000" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_preprocessing_is_fitted_without_the_validation_images(tmp_path):
+    # The mean image must be the mean of the training images left after the validation split.
+    from gradwise.cli.config.images import load_images
+
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(60, 28, 28), dtype=np.uint8)
+    labels = np.repeat(np.arange(10, dtype=np.uint8), 6)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", images)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels)
+    body = {"path": str(folder), "download": False, "split": "test", "holdout": 10, "train_size": 0, "test_size": 0,
+            "split_seed": 0, "flatten": False, "preprocess": "mean_image", "n_components": 0, "eps": 1e-5, "val": 20}
+    x_train, y_train, x_test, y_test, meta = load_images("mnist", body, np.random.default_rng(1))
+    x_val, y_val = meta["val"]
+    assert (len(y_train), len(y_val), len(y_test)) == (30, 20, 10)
+    # Centred by the mean of exactly these 30 images: a fit that had seen the 20 validation images
+    # would leave the training images' mean away from 0.
+    np.testing.assert_allclose(x_train.mean(axis=0), 0.0, atol=1e-5)
+    assert abs(float(x_val.mean())) > 1e-4

@@ -15,8 +15,9 @@ Keys (declared with their defaults in ``names.DATASETS``):
 - ``flatten = false`` gives ``(N, 1, 28, 28)`` float32 in [0, 1] (for ``Conv2d``); ``true`` gives
   ``(N, 784)``.
 - ``preprocess``: ``"none"``, or a name of ``names.IMAGE_PREPROCESSING`` (``"mean_image"``,
-  ``"channel"``, ``"pca"``, ``"zca"``), fitted on the training images this loader returns (before
-  ``[data] val`` is split off them) and applied to the test images; ``n_components`` (PCA; 0: all)
+  ``"channel"``, ``"pca"``, ``"zca"``), fitted on the training images alone: the loader splits
+  ``[data] val`` off them first (stratified, with the run's generator, as `build_data` would) and
+  returns it in ``meta["val"]``, so neither the validation nor the test images enter the fit; ``n_components`` (PCA; 0: all)
   and ``eps`` (PCA, ZCA) are its arguments. PCA gives vectors, so it needs ``flatten = true``.
 """
 
@@ -90,7 +91,8 @@ def load_images(kind: str, body: dict[str, Any], rng: np.random.Generator) -> tu
 
     `meta` holds ``classes`` (the class names), ``input_shape`` and, with ``preprocess``, the
     fitted transform (``preprocessing``) and its ``preprocessing_state`` (a dict of arrays).
-    `rng` is not used: the data's randomness comes from ``split_seed``.
+    ``meta["val"]`` is the validation split (``[data] val``), made with `rng`; the holdout and the
+    subsets come from ``split_seed``.
     """
     _check(body)
     split_rng = np.random.default_rng(body["split_seed"])
@@ -109,15 +111,22 @@ def load_images(kind: str, body: dict[str, Any], rng: np.random.Generator) -> tu
     # Preprocessing sees (N, 1, H, W) images (one channel for "channel"); flattening comes after.
     x_train, x_test = images_to_float(x_train), images_to_float(x_test)
     meta: dict[str, Any] = {"classes": list(CLASSES[kind])}
+    if body["val"]:  # split here, before any fit: the validation images must not shape the preprocessing
+        x_train, x_val, y_train, y_val = train_test_split(x_train, y_train, test=body["val"], stratify=y_train, rng=rng)
+    else:
+        x_val, y_val = x_train[:0], y_train[:0]
     if body["preprocess"] != "none":
         try:
             pre = _preprocessor(body)
-            x_train = pre.fit_transform(x_train)  # training images only; the test set never enters it
+            x_train = pre.fit_transform(x_train)  # training images only
         except ValueError as e:
             raise ConfigError(f"[data] preprocess = {body['preprocess']!r}: {e}") from None
         x_test = pre.transform(x_test)
+        x_val = pre.transform(x_val) if len(x_val) else x_val
         meta.update(preprocessing=pre, preprocessing_state=pre.state_dict())
     if body["flatten"]:
         x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
+        x_val = x_val.reshape(len(x_val), *x_train.shape[1:])
+    meta["val"] = (x_val, y_val)
     meta["input_shape"] = tuple(x_train.shape[1:])
     return x_train, y_train, x_test, y_test, meta
