@@ -33,7 +33,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     2: ("optim", "diagnostics"),
     3: ("training",),
     4: ("viz",),
-    5: ("cli", "bench"),
+    5: ("cli", "bench", "search"),
 }
 FLOOR_OF = {name: floor for floor, names in FLOORS.items() for name in names}
 EXEMPT = {"gradwise", "gradwise.__main__"}  # the curated re-exports and the entry point
@@ -288,6 +288,7 @@ PACKAGES = [
     "gradwise.viz",
     "gradwise.cli",
     "gradwise.cli.config",
+    "gradwise.search",
 ]
 
 

@@ -21,7 +21,8 @@ def _format_metrics(values: dict[str, float]) -> str:
     return "  ".join(f"{k} {v:.4f}" for k, v in values.items())
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace, callbacks: tuple[Any, ...] | list[Any] = ()) -> int:
+    """`gradwise train`; `callbacks` are added to the trainer's (`gradwise search` reports through one)."""
     import gradwise as gw
     from gradwise.cli import config as cfgmod
     from gradwise.data.loader import DataLoader
@@ -76,6 +77,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = RunDir.create(args.out) if args.out else RunDir.new("runs", name=name)
         run.write_config(cfg.data)
     trainer = _make_trainer(cfg, model, loss, len(train_loader), run, progress=not args.no_progress)
+    for callback in callbacks:
+        trainer.callbacks.append(callback)
     print(f"gradwise: training {name} on {cfg.section('data')['dataset']} "
           f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test), "
           f"{model.num_parameters():,} parameters, run directory {run.path}")
@@ -238,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gradwise.bench.runner import add_parser as add_bench
     from gradwise.cli.lr_find import add_parser as add_lr_find
     from gradwise.cli.plot import add_parser as add_plot
+    from gradwise.search.cli import add_parser as add_search
 
     parser = argparse.ArgumentParser(prog="gradwise", description="Neural networks on NumPy, every number in sight.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -276,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_lr_find(sub)
     add_plot(sub)
     add_bench(sub)
+    add_search(sub, train=cmd_train)
     return parser
 
 
