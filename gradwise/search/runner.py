@@ -170,10 +170,13 @@ def _train_trial(
     results = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     for part in ("train", "val", "test"):
         for name, value in results.get(part, {}).items():
-            trial.set_user_attr(f"{part}_{name}", float(value))
+            # A diverged run's metrics are NaN, written as null: left out.
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                trial.set_user_attr(f"{part}_{name}", float(value))
     trial.set_user_attr("epochs", int(results.get("epochs", 0)))
     trial.set_user_attr("seconds", round(time.perf_counter() - start, 2))
-    value = float(results["val"][spec.metric])
+    value = results.get("val", {}).get(spec.metric)
+    value = float(value) if isinstance(value, (int, float)) else math.nan
     if reporter.diverged or not math.isfinite(value):
         trial.set_user_attr("diverged", True)
         _say(job, f"trial {trial.number}: diverged; stopped and counted as pruned ({_fmt(params)})")
