@@ -11,6 +11,7 @@ trials count toward the number asked for, so a lost trial is run again and none 
 from __future__ import annotations
 
 import re
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,8 @@ __all__ = [
 DB_NAME = "studies.db"
 HEARTBEAT_INTERVAL = 5  # seconds between the heartbeats of a running trial
 GRACE_PERIOD = 30  # seconds without a heartbeat after which a running trial counts as lost
+CREATE_ATTEMPTS = 5
+_CREATE_RACE = ("UniqueViolation", "DuplicateTable", "already exists", "duplicate key")
 
 
 def default_url(directory: str | Path) -> str:
@@ -70,19 +73,26 @@ def open_storage(url: str, *, heartbeat_interval: int = HEARTBEAT_INTERVAL, grac
         if not parent.is_dir():
             raise ConfigError(f"--storage {url}: cannot open the study storage: directory {str(parent)!r} does not exist")
     retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=_engine_kwargs(url),
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-                heartbeat_stale_trial_callback=retry(max_retry=3),
-            )
-        except Exception as e:  # sqlalchemy's OperationalError, ArgumentError, a missing driver...
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ConfigError(f"--storage {redact(url)}: cannot open the study storage: {reason}") from None
+    for attempt in range(CREATE_ATTEMPTS):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            try:
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=_engine_kwargs(url),
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=retry(max_retry=3),
+                )
+            except Exception as e:  # sqlalchemy's OperationalError, ArgumentError, a missing driver...
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                # Workers starting together on an empty PostgreSQL database race to create Optuna's
+                # tables; the losers see a duplicate type or table. The tables exist now: try again.
+                if attempt + 1 < CREATE_ATTEMPTS and any(m in reason for m in _CREATE_RACE):
+                    time.sleep(0.5 * (attempt + 1))
+                    continue
+                raise ConfigError(f"--storage {redact(url)}: cannot open the study storage: {reason}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
