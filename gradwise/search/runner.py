@@ -249,6 +249,7 @@ def run_worker(job: Job, spaces: list[Space], train: TrainFn) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = load_study(job)
     objective = _objective(job, spaces, train)
+    waiting = False
     while job.parent is None or os.getppid() == job.parent:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -258,8 +259,13 @@ def run_worker(job: Job, spaces: list[Space], train: TrainFn) -> None:
         if done >= job.trials:
             return
         if done + n.get("RUNNING", 0) >= job.trials and not n.get("WAITING", 0):
+            if not waiting:
+                _say(job, f"{done} of {job.trials} trials done; waiting for the {n['RUNNING']} still running "
+                     f"(one silent for {job.grace_period} s is run again)")
+                waiting = True
             time.sleep(POLL_SECONDS)  # the last trials run elsewhere; wait in case one is lost
             continue
+        waiting = False
         study.optimize(objective, n_trials=1, catch=(_Surplus,))
 
 

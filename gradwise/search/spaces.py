@@ -238,7 +238,7 @@ def _check_keys(base: dict[str, Any], space: Space, where: str, source: str) -> 
             validate(data, source)
         except ConfigError as e:
             detail = str(e).removeprefix(f"{source}: ")
-            raise ConfigError(f"{where}: {space.keys} = {value!r} makes an invalid config: {detail}") from None
+            raise ConfigError(f"{where} = {value!r} gives an invalid config: {detail}") from None
 
 
 def _int_setting(raw: Mapping[str, Any], name: str, default: Any, minimum: int, source: str) -> int:
