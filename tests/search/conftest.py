@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("optuna", reason="gradwise search needs optuna (pip install 'gradwise[search]')")
-
 ROOT = Path(__file__).resolve().parents[2]
 
 SPIRAL_SEARCH = """

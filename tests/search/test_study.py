@@ -73,6 +73,7 @@ def test_a_search_leaves_runs_results_plots_and_a_best_config_that_trains_to_the
         gw.search(config, trials=6, out=out, verbose=False)
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")  # the blown-up runs
 def test_bad_trials_are_pruned_and_diverged_ones_count_as_pruned(search_config: Callable[..., Path], tmp_path: Path) -> None:
     settings = 'pruner = "halving"\nwarmup_epochs = 1\nreduction_factor = 2'
     result = gw.search(search_config(epochs=3, settings=settings), trials=4, out=tmp_path / "s", verbose=False)
