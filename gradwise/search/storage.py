@@ -72,7 +72,7 @@ def open_storage(url: str, *, heartbeat_interval: int = HEARTBEAT_INTERVAL, grac
         parent = Path(url.removeprefix("sqlite:///")).parent
         if not parent.is_dir():
             raise ConfigError(f"--storage {url}: cannot open the study storage: directory {str(parent)!r} does not exist")
-    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback
     for attempt in range(CREATE_ATTEMPTS):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
