@@ -22,6 +22,17 @@ from gradwise.training.ensemble import Ensemble
 from gradwise.training.trainer import History
 from gradwise.training.trainer import Trainer
 
+
+def __getattr__(name: str) -> object:
+    # `gw.search(config, trials=N)`: the package (callable) is imported on first use, so that
+    # `import gradwise` does not import Optuna. See gradwise/search/__init__.py.
+    if name == "search":
+        import gradwise.search
+
+        return gradwise.search
+    raise AttributeError(f"module 'gradwise' has no attribute {name!r}")
+
+
 __all__ = [
     "Ensemble",
     "History",

@@ -40,7 +40,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     # gradcheck, health, checks and readings stay on floor 2 for `training` to import.
     3: ("training", "diagnostics.__init__", "diagnostics.protocol"),
     4: ("viz", "tabular", "collab"),
-    5: ("cli", "bench"),
+    5: ("cli", "bench", "search"),
 }
 FLOOR_OF = {name: floor for floor, names in FLOORS.items() for name in names}
 EXEMPT = {"gradwise", "gradwise.__main__"}  # the curated re-exports and the entry point
@@ -304,6 +304,7 @@ PACKAGES = [
     "gradwise.tabular",
     "gradwise.cli",
     "gradwise.cli.config",
+    "gradwise.search",
 ]
 
 

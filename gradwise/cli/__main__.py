@@ -21,7 +21,8 @@ def _format_metrics(values: dict[str, float]) -> str:
     return "  ".join(f"{k} {v:.4f}" for k, v in values.items())
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace, callbacks: tuple[Any, ...] | list[Any] = ()) -> int:
+    """`gradwise train`; `callbacks` are added to the trainer's (`gradwise search` reports through one)."""
     import gradwise as gw
     from gradwise.cli import config as cfgmod
     from gradwise.cli import distributed as dist
@@ -80,6 +81,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         run = dist.on_rank0(comm, lambda: _create_run(args, name, cfg, splits.meta))
     trainer = _make_trainer(cfg, model, loss, len(train_loader), run, progress=not args.no_progress, comm=comm)
+    for callback in callbacks:
+        trainer.callbacks.append(callback)
     print(f"gradwise: training {name} on {cfg.section('data')['dataset']} "
           f"({len(splits.y_train)} train / {len(splits.y_val)} val / {len(splits.y_test)} test), "
           f"{model.num_parameters():,} parameters, run directory {run.path}")
@@ -278,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gradwise.cli.lr_find import add_parser as add_lr_find
     from gradwise.cli.plot import add_parser as add_plot
     from gradwise.cli.predict import add_parser as add_predict
+    from gradwise.search.cli import add_parser as add_search
 
     parser = argparse.ArgumentParser(prog="gradwise", description="Neural networks on NumPy, every number in sight.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -322,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_plot(sub)
     add_predict(sub)
     add_bench(sub)
+    add_search(sub, train=cmd_train)
     return parser
 
 

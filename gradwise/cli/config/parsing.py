@@ -72,6 +72,11 @@ SECTIONS: dict[str, dict[str, Any]] = {
 }
 OPTIONAL_SECTIONS = ("penalty", "schedule")
 OPEN_SECTIONS = ("loss", "optimizer", "penalty", "schedule")  # further keys are the class's own arguments
+# [search] is read by `gradwise search` (gradwise/search/spaces.py, which checks it); `gradwise train`
+# trains a search config's base values and leaves the table alone.
+SECTIONS["search"] = {}
+OPTIONAL_SECTIONS += ("search",)
+OPEN_SECTIONS += ("search",)
 
 
 @dataclass
