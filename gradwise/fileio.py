@@ -11,15 +11,22 @@ may use it without importing the other.
 - `write_new_file` creates a file that must not exist yet (``O_EXCL``) and fsyncs it: the
   building block of a directory that is written in full, then renamed into place (checkpoints).
 - `fsync_dir` makes a directory's entries (a rename into it) durable across a power cut.
+- `jsonable` turns what a JSON file of the library holds (run metrics, reports) into plain JSON
+  types.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_write_bytes", "fsync_dir", "write_new_file"]
+import numpy as np
+
+__all__ = ["atomic_write_bytes", "fsync_dir", "jsonable", "write_new_file"]
 
 # os.open with mode 0o666 lets the umask decide permissions (mkstemp would force 0o600).
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
@@ -104,3 +111,23 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON types: mappings, lists, NumPy arrays and scalars, paths, objects with a
+    ``to_dict()``; NaN and inf become None (strict JSON has no spelling for them)."""
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "to_dict"):
+        return jsonable(obj.to_dict())
+    return obj

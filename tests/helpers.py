@@ -174,9 +174,9 @@ class FlagProbe(gw.Layer):
         return grad_out if input_grad else None
 
 
-def spiral_cli_config(epochs: int) -> str:
+def spiral_cli_config(epochs: int, *, dropout: float = 0.2, seed: int = 5) -> str:
     """A small `gradwise train` config (spiral, MLP with dropout, Adam, 6 steps per epoch) for
-    the command-line resume tests."""
+    the command-line resume and search tests."""
     return f"""
 [data]
 dataset = "spiral"
@@ -185,7 +185,7 @@ n_per_class = 40
 layers = [
   {{ type = "Linear", in_features = 2, out_features = 16 }},
   {{ type = "ReLU" }},
-  {{ type = "Dropout", p = 0.2 }},
+  {{ type = "Dropout", p = {dropout} }},
   {{ type = "Linear", in_features = 16, out_features = 3 }},
 ]
 [loss]
@@ -196,7 +196,7 @@ lr = 1e-2
 [train]
 epochs = {epochs}
 batch_size = 16
-seed = 5
+seed = {seed}
 """
 
 

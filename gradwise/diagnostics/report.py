@@ -8,15 +8,13 @@ the run (sizes, timings). ``gradwise diagnose`` prints `table`, and writes `to_m
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 
 from gradwise.diagnostics.checks import OK, PROBLEM, WARNING, Check, worst
+from gradwise.fileio import jsonable
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -27,25 +25,6 @@ __all__ = ["Diagnosis", "jsonable"]
 
 _MARK = {OK: "ok", WARNING: "WARNING", PROBLEM: "PROBLEM"}
 _STYLE = {OK: "green", WARNING: "yellow", PROBLEM: "bold red"}
-
-
-def jsonable(obj: Any) -> Any:
-    """Plain JSON types: arrays become lists, NaN and inf become None (strict JSON has neither)."""
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "to_dict"):
-        return jsonable(obj.to_dict())
-    return obj
 
 
 @dataclass

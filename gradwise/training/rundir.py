@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 # Re-exported: the run directory's writers and their callers have always imported them from here.
-from gradwise.fileio import atomic_write_bytes, fsync_dir
+from gradwise.fileio import atomic_write_bytes, fsync_dir, jsonable
 from gradwise.training.callback_base import resolve_mode
 
 if TYPE_CHECKING:
@@ -106,23 +106,6 @@ def _parse_number(text: str) -> Any:
 
 
 # ----------------------------------------------------------------------------------------- JSON
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON types; NaN and inf become None (strict JSON has no spelling for them)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 # ----------------------------------------------------------------------------------------- RunDir
@@ -226,7 +209,7 @@ class RunDir:
     def write_metrics(self, d: Mapping[str, Any]) -> Path:
         """Write `d` as ``metrics.json`` (numpy scalars become numbers, NaN and inf become null)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(_jsonable(d), indent=2, allow_nan=False) + "\n"
+        text = json.dumps(jsonable(d), indent=2, allow_nan=False) + "\n"
         return atomic_write_bytes(self.metrics_path, text.encode("utf-8"))
 
     def read_metrics(self) -> dict[str, Any]:

@@ -8,30 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import spiral_cli_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SPIRAL_SEARCH = """
-[data]
-dataset = "spiral"
-n_per_class = 40
-[model]
-layers = [
-  {{ type = "Linear", in_features = 2, out_features = 16 }},
-  {{ type = "ReLU" }},
-  {{ type = "Dropout", p = 0.1 }},
-  {{ type = "Linear", in_features = 16, out_features = 3 }},
-]
-[loss]
-type = "SoftmaxCrossEntropy"
-[optimizer]
-type = "Adam"
-lr = 1e-2
-[train]
-epochs = {epochs}
-batch_size = 16
-seed = 3
-[search]
+# The [search] table over the spiral MLP of the resume tests (width 16, dropout 0.1): lr, the
+# dropout and the width (one value for the out_features and in_features on either side of it).
+SEARCH_TABLE = """[search]
 {settings}
 "optimizer.lr" = {{ log_uniform = [1e-3, 1e-1] }}
 "model.layers.2.p" = {{ uniform = [0.0, 0.5] }}
@@ -45,7 +28,8 @@ def search_config(tmp_path: Path) -> Callable[..., Path]:
 
     def write(epochs: int = 1, settings: str = 'metric = "accuracy"', name: str = "spiral_search.toml", extra: str = "") -> Path:
         path = tmp_path / name
-        path.write_text(SPIRAL_SEARCH.format(epochs=epochs, settings=settings) + extra, encoding="utf-8")
+        text = spiral_cli_config(epochs, dropout=0.1, seed=3) + SEARCH_TABLE.format(settings=settings) + extra
+        path.write_text(text, encoding="utf-8")
         return path
 
     return write
