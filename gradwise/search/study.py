@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gradwise.cli.config import ConfigError
-from gradwise.cli.config.parsing import _apply_override, tomllib
+from gradwise.cli.config.parsing import read_toml
 from gradwise.search import report
 from gradwise.search.refine import refine_spaces
 from gradwise.search.runner import Job, TrainFn, run_worker, worker_main
@@ -80,17 +80,7 @@ def load_spec(config: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
     path = Path(config)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    for assignment in overrides:
-        try:
-            _apply_override(data, assignment)
-        except (IndexError, ValueError, TypeError) as e:
-            if isinstance(e, ConfigError):
-                raise
-            raise ConfigError(f"--set {assignment!r}: no such place in {path}") from None
+    data = read_toml(path.read_text(encoding="utf-8"), str(path), tuple(overrides))
     return parse_search(data, str(path))
 
 

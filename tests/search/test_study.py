@@ -112,7 +112,9 @@ def _poll(deadline: float, what: str, check: Callable[[], bool]) -> None:
 def test_a_search_killed_with_sigkill_resumes_with_no_trial_lost_or_counted_twice(
     search_config: Callable[..., Path], tmp_path: Path
 ) -> None:
-    config, out = search_config(epochs=10), tmp_path / "s"
+    # 150 epochs: a trial lasts a second or more, so the one seen RUNNING is still running when the
+    # kill lands (with 10 epochs it sometimes finished in between on a loaded machine).
+    config, out = search_config(epochs=150), tmp_path / "s"
     args = cli(str(config), "--trials", "3", "--out", str(out), "--grace-period", "2", "--quiet")
     url = f"sqlite:///{out / DB_NAME}"
 

@@ -137,8 +137,8 @@ def _apply_override(data: dict[str, Any], assignment: str) -> None:
         node[last] = value
 
 
-def parse(text: str, source: str = "<config>", overrides: tuple[str, ...] = ()) -> Config:
-    """Parse and validate TOML text; `overrides` are `section.key=value` strings applied first."""
+def read_toml(text: str, source: str = "<config>", overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+    """TOML text -> a dict, with the `section.key=value` `overrides` applied; not yet validated."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -150,7 +150,12 @@ def parse(text: str, source: str = "<config>", overrides: tuple[str, ...] = ()) 
             if isinstance(e, ConfigError):
                 raise
             raise ConfigError(f"--set {assignment!r}: no such place in {source}") from None
-    return validate(data, source)
+    return data
+
+
+def parse(text: str, source: str = "<config>", overrides: tuple[str, ...] = ()) -> Config:
+    """Parse and validate TOML text; `overrides` are `section.key=value` strings applied first."""
+    return validate(read_toml(text, source, overrides), source)
 
 
 def load(path: str | Path, overrides: tuple[str, ...] = ()) -> Config:
