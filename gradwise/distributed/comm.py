@@ -82,6 +82,11 @@ class Communicator:
         self.timeout = float(timeout)
         self.calls, self.seconds, self.bytes = 0, 0.0, 0
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Communicator:
+        # A handle on the processes of the job, not data: a copied model (gradient checks,
+        # `diagnose`, EMA) talks to the same ranks.
+        return self
+
     # ------------------------------------------------------------------ waiting with a deadline
     def _run(self, start: Any, what: str, nbytes: int) -> None:
         """Start a non-blocking collective (`start()` returns its request) and wait for it."""
