@@ -22,9 +22,7 @@ dataset is never handed back.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -130,6 +128,10 @@ def _download(
         want = sha256.get(fname)
         failures: list[str] = []
         mismatch = False
+        # Here, not at import time: http.client and urllib cost ~25 ms of `import gradwise`.
+        import http.client
+        import urllib.request
+
         for url in mirrors:
             try:
                 with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - official https sources
