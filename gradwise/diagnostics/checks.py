@@ -178,44 +178,48 @@ def judge_update_ratios(ratios: Mapping[str, Sequence[float]], t: Thresholds = D
     return Check(step, OK, span, "The step size suits the weights.", None, numbers)
 
 
+def _judge_worst_layer(
+    step: str, fractions: Mapping[str, float], key: str, none: str, what: str,
+    limits: tuple[float, float], advice: tuple[str, str, str],
+) -> Check:
+    """The layer with the largest fraction of bad units: problem at `limits[0]`, warning at
+    `limits[1]`; `advice` is (problem, warning, ok)."""
+    if not fractions:
+        return Check(step, OK, none, "Nothing to judge.")
+    name = max(fractions, key=fractions.__getitem__)
+    frac = fractions[name]
+    summary = f"at most {frac:.0%} of a layer's {what} ({name})"
+    numbers = {key: dict(fractions)}
+    if frac >= limits[0]:
+        return Check(step, PROBLEM, summary, advice[0], name, numbers)
+    if frac >= limits[1]:
+        return Check(step, WARNING, summary, advice[1], name, numbers)
+    return Check(step, OK, summary, advice[2], None, numbers)
+
+
 def judge_dead(dead: Mapping[str, float], t: Thresholds = DEFAULT) -> Check:
     """The fraction of dead units of each ReLU layer (`gradwise.diagnostics.health.dead_fraction`)."""
-    step = "dead ReLUs"
-    if not dead:
-        return Check(step, OK, "the model has no ReLU", "Nothing to judge.")
-    name = max(dead, key=dead.__getitem__)
-    frac = dead[name]
-    summary = f"at most {frac:.0%} of a layer's units never fire on a batch ({name})"
-    numbers = {"dead_by_layer": dict(dead)}
-    advice = (
-        "Most of this layer's units output zero for every input and get no gradient: lower the "
-        "learning rate, start the biases at 0 (or slightly positive), or use LeakyReLU."
+    return _judge_worst_layer(
+        "dead ReLUs", dead, "dead_by_layer", "the model has no ReLU", "units never fire on a batch",
+        (t.dead_problem, t.dead_warning),
+        ("Most of this layer's units output zero for every input and get no gradient: lower the "
+         "learning rate, start the biases at 0 (or slightly positive), or use LeakyReLU.",
+         "Many units of this layer never fire: watch them; a lower learning rate or LeakyReLU helps if they keep dying.",
+         "Few units are dead."),
     )
-    if frac >= t.dead_problem:
-        return Check(step, PROBLEM, summary, advice, name, numbers)
-    if frac >= t.dead_warning:
-        return Check(step, WARNING, summary, "Many units of this layer never fire: watch them; a lower learning rate or LeakyReLU helps if they keep dying.", name, numbers)
-    return Check(step, OK, summary, "Few units are dead.", None, numbers)
 
 
 def judge_saturated(saturated: Mapping[str, float], t: Thresholds = DEFAULT) -> Check:
     """The fraction of saturated outputs of each sigmoid/tanh layer (`health.saturated_fraction`)."""
-    step = "saturated units"
-    if not saturated:
-        return Check(step, OK, "the model has no sigmoid or tanh", "Nothing to judge.")
-    name = max(saturated, key=saturated.__getitem__)
-    frac = saturated[name]
-    summary = f"at most {frac:.0%} of a layer's outputs sit in the flat tails ({name})"
-    numbers = {"saturated_by_layer": dict(saturated)}
-    advice = (
+    flat = (
         "Saturated units pass almost no gradient: scale the initial weights down (Xavier/Glorot "
         "init), standardize the inputs, or use ReLU."
     )
-    if frac >= t.saturated_problem:
-        return Check(step, PROBLEM, summary, advice, name, numbers)
-    if frac >= t.saturated_warning:
-        return Check(step, WARNING, summary, advice, name, numbers)
-    return Check(step, OK, summary, "The units work in their responsive range.", None, numbers)
+    return _judge_worst_layer(
+        "saturated units", saturated, "saturated_by_layer", "the model has no sigmoid or tanh",
+        "outputs sit in the flat tails", (t.saturated_problem, t.saturated_warning),
+        (flat, flat, "The units work in their responsive range."),
+    )
 
 
 def judge_grad_norms(norms: Mapping[str, float], sizes: Mapping[str, int], t: Thresholds = DEFAULT) -> Check:
