@@ -72,17 +72,36 @@ def flush_denormals(arrays: Sequence[np.ndarray], abs_buf: np.ndarray, mask_buf:
     arrays' dtype), ``|x| < tiny`` into `mask_buf` (bool), and only when some entry of the block
     is below `tiny` one ``np.copyto(x, 0, where=mask)``. NaN and infinities are left alone. The
     buffers need ``min(FLUSH_BLOCK, largest size)`` entries; their content is garbage.
+
+    Called once per parameter per step, for every array of its state, so the common case (a
+    contiguous array of one block, nothing to flush) costs three NumPy calls and no more: a
+    small model's step is mostly such calls (the MNIST-1D CNN: 10 tensors, 30 arrays).
     """
     for a in arrays:
-        tiny = np.finfo(a.dtype).tiny
-        flat = a.reshape(-1) if a.flags.c_contiguous else None
-        if flat is None:  # not C-contiguous: whole, through temporaries
+        tiny = _TINY.get(a.dtype)
+        if tiny is None:
+            tiny = _TINY[a.dtype] = a.dtype.type(np.finfo(a.dtype).tiny)
+        if not a.flags.c_contiguous:  # whole, through temporaries
             np.copyto(a, 0, where=np.abs(a) < tiny)
             continue
-        for lo in range(0, flat.size, FLUSH_BLOCK):
+        flat = a.reshape(-1)
+        size = flat.size
+        if size <= FLUSH_BLOCK:
+            t, m = abs_buf[:size], mask_buf[:size]
+            np.abs(flat, out=t)
+            np.less(t, tiny, out=m)
+            if np.count_nonzero(m):
+                np.copyto(flat, 0, where=m)
+            continue
+        for lo in range(0, size, FLUSH_BLOCK):
             x = flat[lo:lo + FLUSH_BLOCK]
             t, m = abs_buf[: x.size], mask_buf[: x.size]
             np.abs(x, out=t)
             np.less(t, tiny, out=m)
-            if m.any():
+            if np.count_nonzero(m):
                 np.copyto(x, 0, where=m)
+
+
+#: The smallest normal number of each floating dtype met so far, as a scalar of that dtype
+#: (`np.finfo` costs about 1 us a call).
+_TINY: dict[np.dtype, np.floating] = {}

@@ -174,12 +174,23 @@ def run(kernel: str, size: int, *args: Any) -> None:
     """Call `kernel` ("sgd" or "adam") on flat arrays of `size` entries (the leading arguments)
     and scalars; a large update is cut into one slice per core, run concurrently. Every entry is
     computed alone, so slicing changes no result."""
+    # The kernels index every array up to `size` without bounds checks: an array of another size
+    # (a parameter whose `data` was replaced by one of a new shape after its state was made)
+    # would be read and written past its end. The NumPy path raises on it; so does this one.
+    n_arrays = 0
+    for a in args:
+        if getattr(a, "ndim", 0) == 0:  # the scalars follow the arrays
+            break
+        if a.shape != (size,):
+            raise ValueError(f"fused {kernel} update: an array of shape {a.shape} among those of a "
+                             f"parameter of {size} entries (was the parameter's data replaced by "
+                             f"one of another shape after its optimizer state was created?)")
+        n_arrays += 1
     fn = getattr(kernels(), kernel)
     pool = _pool(os.getpid()) if size >= PARALLEL_MIN_SIZE else None
     if pool is None:
         fn(*args)
         return
-    n_arrays = sum(1 for a in args if hasattr(a, "shape") and a.shape == (size,))
     parts = _cores()
     # slice bounds on 64-entry boundaries, so no two threads write one cache line
     bounds = [min(size, (size * k // parts + 63) // 64 * 64) for k in range(parts)] + [size]

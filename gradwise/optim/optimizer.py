@@ -37,6 +37,9 @@ LearningRate = float | Callable[[int], float]
 
 
 
+_BOOL = np.dtype(bool)
+
+
 class Optimizer(StateDictMixin):
     """Base class of every optimizer.
 
@@ -280,12 +283,12 @@ class Optimizer(StateDictMixin):
         """Set the subnormal entries of ``p.data`` and of `state`'s floating arrays to zero."""
         arrays = [p.data] + [
             v for k, v in state.items()
-            if isinstance(v, np.ndarray) and not k.startswith("_")
-            and np.issubdtype(v.dtype, np.floating) and v.size == p.data.size
+            # dtype.kind "f": any floating dtype (np.issubdtype costs 0.6 us, twice per array)
+            if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.size == p.data.size
+            and not k.startswith("_")
         ]
         n = min(FLUSH_BLOCK, p.data.size)
-        flush_denormals(arrays, self._flush_buffer(p.data.dtype, n),
-                        self._flush_buffer(np.dtype(bool), n))
+        flush_denormals(arrays, self._flush_buffer(p.data.dtype, n), self._flush_buffer(_BOOL, n))
 
     def _flush_buffer(self, dtype: np.dtype, size: int) -> np.ndarray:
         """A 1-d scratch array of `dtype` with at least `size` entries, for `_flush`."""

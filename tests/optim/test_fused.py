@@ -109,6 +109,22 @@ def test_parallel_kernel_equals_the_serial_one(monkeypatch, name: str, dtype) ->
 
 
 @needs_numba
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9, fused=True),
+                                  lambda ps: Adam(ps, fused=True)], ids=["SGD", "Adam"])
+def test_fused_refuses_state_of_another_size(make: Callable) -> None:
+    # The kernels index without bounds checks: a parameter whose data was replaced by a larger
+    # array after its state was made must raise (as the NumPy path does), not write past the
+    # end of the old state arrays.
+    p = Parameter(np.ones((3, 4), dtype=np.float32), name="w")
+    opt = make([p])
+    p.grad[...] = 1.0
+    opt.step()
+    p.data, p.grad = np.zeros((5, 4), dtype=np.float32), np.ones((5, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"shape \(12,\) among those of a parameter of 20 entries"):
+        opt.step()
+
+
+@needs_numba
 @pytest.mark.parametrize("size", [1000, 1001, 64 * 3 + 5])
 def test_split_update_covers_every_entry_once(monkeypatch, size: int) -> None:
     # The slices of a split update tile the array exactly (boundaries on 64 entries): a plain
