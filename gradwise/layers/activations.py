@@ -20,6 +20,35 @@ def _as_float(x: np.ndarray) -> np.ndarray:
     return x if x.dtype.kind == "f" else x.astype(DEFAULT_DTYPE)  # kind "f": any floating dtype (issubdtype costs 0.6 us)
 
 
+# Read-only zero arrays, one per (shape, strides, dtype) met, shared by every ReLU: NumPy 2.4's
+# `np.maximum` against a scalar 0 runs without its SIMD loop, 2.5-3x slower than against a zero
+# array of the same memory layout (float32, 128 x 512, F order: 35 us vs 13 us, measured on a
+# 2-core AMD EPYC). The results are the same bits. At most `_ZEROS_ENTRIES` arrays of at most
+# `_ZEROS_BYTES` each are kept; larger or strided inputs take the scalar.
+_ZEROS: dict[tuple[tuple[int, ...], tuple[int, ...], np.dtype], np.ndarray] = {}
+_ZEROS_ENTRIES = 16
+_ZEROS_BYTES = 1 << 24
+
+
+def _zeros_like(x: np.ndarray) -> np.ndarray | np.floating:
+    """Zeros to take the maximum of `x` against: a cached array laid out as `x`, else a scalar."""
+    key = (x.shape, x.strides, x.dtype)
+    zeros = _ZEROS.get(key)
+    if zeros is not None:
+        return zeros
+    zero = x.dtype.type(0)
+    if x.nbytes > _ZEROS_BYTES:
+        return zero
+    zeros = np.zeros_like(x)  # order "K": the memory layout of x when x is contiguous in any order
+    if zeros.strides != x.strides:  # x is a strided view
+        return zero
+    zeros.flags.writeable = False
+    if len(_ZEROS) >= _ZEROS_ENTRIES:
+        _ZEROS.pop(next(iter(_ZEROS)))  # the oldest
+    _ZEROS[key] = zeros
+    return zeros
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)) without overflow: exp is only taken of -|x|."""
     e = np.exp(-np.abs(x))
@@ -48,7 +77,7 @@ class ReLU(_Elementwise):
         self._cache = x > 0
         # np.maximum rather than x * mask: a third faster (no bool-to-float cast), and -inf gives
         # 0 rather than -inf * 0 = nan (as torch.relu); nan stays nan either way.
-        return np.maximum(x, x.dtype.type(0))
+        return np.maximum(x, _zeros_like(x))
 
     def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         mask = self._take_cache()

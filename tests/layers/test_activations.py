@@ -281,3 +281,28 @@ def test_repr_shows_hyperparameters():
     assert repr(Softplus(2.0, 10.0)) == "Softplus(beta=2.0, threshold=10.0)"
     assert repr(Maxout(3)) == "Maxout(pieces=3)"
     assert rel_err(np.ones(2), np.ones(2)) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["C", "F", "batch-innermost", "strided"])
+def test_relu_against_cached_zeros_is_bitwise_the_scalar_maximum(rng, dtype, layout):
+    # ReLU takes its maximum against a cached zero array of the input's layout (faster than
+    # against the scalar 0 in NumPy 2.4); it must give the scalar form's bits in every layout,
+    # with NaN kept, -inf and -0.0 sent to +0, and leave the cached zeros untouched.
+    from gradwise.layers import activations
+
+    base = rng.standard_normal((6, 5, 4, 3)).astype(dtype)
+    base.flat[:4] = [np.nan, -np.inf, -0.0, np.inf]
+    x = {"C": base, "F": np.asfortranarray(base),
+         "batch-innermost": np.ascontiguousarray(base.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2),
+         "strided": base[:, ::2]}[layout]
+    for _ in range(2):  # the second call meets the cached zeros
+        y = ReLU().forward(x)
+        want = np.maximum(x, dtype(0))
+        assert y.dtype == dtype and y.shape == x.shape
+        bits = np.int32 if dtype == np.float32 else np.int64  # same-size views: any layout
+        np.testing.assert_array_equal(y.view(bits), want.view(bits))
+        assert not np.signbit(y[x == 0]).any()
+    for zeros in activations._ZEROS.values():
+        assert not zeros.flags.writeable and not zeros.any()
+    assert len(activations._ZEROS) <= activations._ZEROS_ENTRIES
