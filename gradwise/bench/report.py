@@ -79,6 +79,24 @@ class CaseResult:
     def ratio(self) -> float | None:
         return ratio(self.median_of(self.ours), self.median_of(self.peer))
 
+    @property
+    def paired_ratio(self) -> float | None:
+        """The median over rounds of ours / peer within each round (the rows are timed round-robin,
+        so run i of every row belongs to round i); None without a peer or with unequal rows.
+
+        Next to `ratio` (the ratio of the medians, the suite's headline): on a host whose speed
+        changes for seconds at a time, a slow spell slows both runs of a round, and pairing
+        cancels it where the ratio of medians may take one library's median from a fast spell
+        and the other's from a slow one.
+        """
+        if self.ours not in self.rows or self.peer not in self.rows:
+            return None
+        ours, peer = self.rows[self.ours], self.rows[self.peer]
+        pairs = [a / b for a, b in zip(ours, peer) if b > 0]
+        if len(ours) != len(peer) or not pairs:
+            return None
+        return median(pairs)
+
     def metric(self, name: str) -> float | None:
         if name == "ratio":
             return self.ratio
@@ -97,6 +115,7 @@ class CaseResult:
         out = asdict(self)
         out["medians"] = {label: self.median_of(label) for label in self.rows}
         out["ratio"] = self.ratio
+        out["paired_ratio"] = self.paired_ratio
         out["checks"] = [
             {"target": t.label(), "value": v, "met": m} for t, v, m in self.checks()
         ]
@@ -135,6 +154,8 @@ def format_case(result: CaseResult) -> list[str]:
             lines.append(f"   {label:<{width}}  {_fmt(median(values)):>9}  {_fmt(min(values)):>9}  {marks}")
     if result.peer is not None and result.ratio is not None:
         lines.append(f"   ratio {result.ours} / {result.peer}: {_fmt(result.ratio)}  (< 1: gradwise is faster)")
+        if result.paired_ratio is not None:
+            lines.append(f"   paired ratio (median of the per-round ratios): {_fmt(result.paired_ratio)}")
     elif result.peer_missing:
         lines.append(f"   gradwise alone: {result.peer_missing}")
     for key, value in result.extra.items():
@@ -154,16 +175,17 @@ def format_case(result: CaseResult) -> list[str]:
 
 
 def summary_rows(results: list[CaseResult]) -> list[tuple[str, ...]]:
-    """(case, unit, gradwise, peer, ratio, target, value, verdict) per target (one row per case without)."""
+    """(case, unit, gradwise, peer, ratio, paired, target, value, verdict) per target (one row per
+    case without)."""
     rows = []
     for r in results:
         peer = _fmt(r.median_of(r.peer)) if r.peer else "-"
-        base = (r.name, r.unit, _fmt(r.median_of(r.ours)), peer, _fmt(r.ratio))
+        base = (r.name, r.unit, _fmt(r.median_of(r.ours)), peer, _fmt(r.ratio), _fmt(r.paired_ratio))
         checks = r.checks()
         if not checks:
             rows.append((*base, "-", "-", "-"))
         for i, (t, v, m) in enumerate(checks):
-            rows.append((*(base if i == 0 else ("",) * 5), t.label(), _fmt(v), verdict(m)))
+            rows.append((*(base if i == 0 else ("",) * len(base)), t.label(), _fmt(v), verdict(m)))
     return rows
 
 
@@ -175,7 +197,7 @@ def format_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[s
     return out
 
 
-SUMMARY_HEADER = ("case", "unit", "gradwise", "peer", "ratio", "target", "value", "verdict")
+SUMMARY_HEADER = ("case", "unit", "gradwise", "peer", "ratio", "paired", "target", "value", "verdict")
 
 
 def format_summary(results: list[CaseResult]) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any
 from gradwise.bench import machine
 from gradwise.bench.cases import CASES
 from gradwise.bench.report import CaseResult, format_case, format_comparison, format_summary
+from gradwise.bench.timing import steadiness_summary
 
 ENV_CHOICES = ("both", "current", "unset")
 
@@ -123,6 +124,11 @@ def report(suite: dict[str, Any]) -> list[str]:
         lines.append(f"sgemm      : {env['sgemm_gflops']:.0f} GFLOP/s (float32 1024^3, best call)")
         lines.append(f"versions   : gradwise {m['gradwise']}, torch {m['torch'] or 'not installed'}")
         lines.append(f"busy       : other processes' CPU share while the suite ran: {env['busy_summary']}")
+        steadiness, unsteady = steadiness_summary(env.get("probes", []))
+        lines.append(f"steadiness : float32 GEMM probes (384^3; 128^3 with --quick), one before each case: {steadiness}")
+        if unsteady:
+            lines.append("             UNSTEADY: the machine's speed changed during the suite (other tenants of the "
+                         "host?); medians mix fast and slow spells: read the paired ratios, and rerun")
         for result in results:
             lines += [""] + format_case(result)
         for name, error in env["errors"].items():

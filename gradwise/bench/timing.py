@@ -125,3 +125,39 @@ def sgemm_gflops(size: int = 1024, budget_s: float = 0.3) -> float:
         if time.perf_counter() >= end:
             break
     return 2 * size**3 / best / 1e9
+
+
+def steadiness_probe(size: int = 384, calls: int = 15) -> float:
+    """The median rate (GFLOP/s) of `calls` float32 `a @ b` products of `size`^3, about 50 ms:
+    a reading of how fast the machine is right now, taken before each case.
+
+    The median, not the best call: the probes are compared with each other, and a host whose
+    other tenants slow it down for seconds at a time (seen on shared cloud machines: the same
+    epoch 2x slower from one run to the next while this machine's own CPUs were idle) shows up
+    as a spread between them that no per-process CPU count reveals.
+    """
+    import numpy as np
+
+    a = np.ones((size, size), dtype=np.float32)
+    a @ a
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        a @ a
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / median(times) / 1e9
+
+
+def steadiness_summary(probes: Sequence[float]) -> tuple[str, bool]:
+    """The report line of the probes (min, median, max, spread) and whether the spread is large
+    enough (max / min above `UNSTEADY_SPREAD`) to warn that ratios may mislead."""
+    if not probes:
+        return "unknown", False
+    lo, mid, hi = min(probes), median(probes), max(probes)
+    spread = hi / lo - 1 if lo > 0 else math.inf
+    line = f"{lo:.0f} / {mid:.0f} / {hi:.0f} GFLOP/s (min / median / max of {len(probes)}), spread {spread:.0%}"
+    return line, spread > UNSTEADY_SPREAD
+
+
+#: Probes whose fastest is more than this much faster than their slowest mark the run unsteady.
+UNSTEADY_SPREAD = 0.25

@@ -17,7 +17,7 @@ from typing import Any
 from gradwise.bench import machine
 from gradwise.bench.cases import CASES, load
 from gradwise.bench.context import Context
-from gradwise.bench.timing import BUSY_THRESHOLD, time_run
+from gradwise.bench.timing import BUSY_THRESHOLD, steadiness_probe, time_run
 
 SUBPROCESS_CASES = ("import", "peak-rss")
 
@@ -42,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context.create(args.quick, args.repeats, args.threads, args.seed, no_peers=args.no_peers)
     out: dict[str, Any] = {"label": args.label, "cases": [], "errors": {}, "case_seconds": {}}
     busy: list[float] = []
+    out["probes"] = []
     for i, name in enumerate(args.cases, 1):
         print(f"  [{i}/{len(args.cases)}] {name} ...", end="", flush=True, file=sys.stderr)
+        out["probes"].append(steadiness_probe(size=128 if args.quick else 384))
         fn = load(name)
         holder: list[Any] = []
         try:

@@ -15,7 +15,8 @@ from gradwise.bench.cases import mlp as mlp_cases
 from gradwise.bench.cases.optim import implementation_options, mlp_shapes
 from gradwise.bench.context import Context
 from gradwise.bench.report import CaseResult, Target, format_case, format_comparison, format_summary
-from gradwise.bench.timing import Run, median, median_index, ratio, time_interleaved
+from gradwise.bench.timing import (Run, median, median_index, ratio, steadiness_probe, steadiness_summary,
+                                   time_interleaved)
 
 
 def test_median_ratio_and_median_index() -> None:
@@ -89,9 +90,35 @@ def test_format_case_and_summary() -> None:
     assert "1*" in text  # the disturbed run is marked
     assert "forward" in text and "75.0 %" in text
     summary = format_summary([r])
-    assert summary[0].split() == ["case", "unit", "gradwise", "peer", "ratio", "target", "value", "verdict"]
-    assert summary[2].split()[:5] == ["mlp-b128", "s/epoch", "2", "1", "2"]
+    assert summary[0].split() == ["case", "unit", "gradwise", "peer", "ratio", "paired", "target", "value",
+                                  "verdict"]
+    assert summary[2].split()[:6] == ["mlp-b128", "s/epoch", "2", "1", "2", "2"]
+    assert "paired ratio (median of the per-round ratios): 2" in text
     assert summary[3].split() == ["gemm_fraction", ">=", "0.7", "0.5", "NOT", "met"]
+
+
+def test_paired_ratio_pairs_the_runs_of_one_round() -> None:
+    # Round 2 was a slow spell for both (3 s each); the medians take gradwise's from a fast round
+    # and PyTorch's from the slow one, the pairs do not.
+    r = CaseResult("c", "c", "s", ours="gw", peer="pt")
+    r.add_row("gw", [1.0, 3.0, 1.1])
+    r.add_row("pt", [1.0, 3.0, 3.0])
+    assert r.ratio == pytest.approx(1.1 / 3.0)
+    assert r.paired_ratio == pytest.approx(1.0)
+    assert r.to_dict()["paired_ratio"] == pytest.approx(1.0)
+    r.add_row("pt", [1.0, 3.0])  # unequal rows cannot be paired
+    assert r.paired_ratio is None
+    alone = CaseResult("c", "c", "s", ours="gw")
+    alone.add_row("gw", [1.0])
+    assert alone.paired_ratio is None
+
+
+def test_steadiness_summary_flags_a_spread_over_a_quarter() -> None:
+    assert steadiness_summary([]) == ("unknown", False)
+    line, unsteady = steadiness_summary([100.0, 110.0, 120.0])
+    assert line == "100 / 110 / 120 GFLOP/s (min / median / max of 3), spread 20%" and not unsteady
+    assert steadiness_summary([90.0, 150.0, 180.0])[1]
+    assert steadiness_probe(size=64, calls=3) > 0
 
 
 def test_gradwise_alone_and_comparison_columns() -> None:
