@@ -80,7 +80,8 @@ def cmd_train(args: argparse.Namespace, callbacks: tuple[Any, ...] | list[Any] =
         run, name = resumed, resumed.path.name
     else:
         run = dist.on_rank0(comm, lambda: _create_run(args, name, cfg, splits.meta))
-    trainer = _make_trainer(cfg, model, loss, len(train_loader), run, progress=not args.no_progress, comm=comm)
+    trainer = _make_trainer(cfg, model, loss, len(train_loader), run, progress=not args.no_progress, comm=comm,
+                            validated=val_loader is not None)
     for callback in callbacks:
         trainer.callbacks.append(callback)
     print(f"gradwise: training {name} on {cfg.section('data')['dataset']} "
@@ -171,9 +172,12 @@ def _fallback_note(chosen: Any) -> str:
 
 
 def _make_trainer(
-    cfg: Any, model: Any, loss: Any, steps_per_epoch: int, run: Any, progress: bool, comm: Any = None
+    cfg: Any, model: Any, loss: Any, steps_per_epoch: int, run: Any, progress: bool, comm: Any = None,
+    validated: bool = True,
 ) -> Any:
-    """The configured optimizer, schedule, penalty, metrics and callbacks around `model`."""
+    """The configured optimizer, schedule, penalty, metrics and callbacks around `model`. The best
+    checkpoint is the one of least validation loss, or of least training loss when the config
+    keeps no validation split (`validated` False: ``[data] val = 0``)."""
     import gradwise as gw
     from gradwise.cli import config as cfgmod
     from gradwise.training.histograms import HistogramSnapshots
@@ -204,6 +208,7 @@ def _make_trainer(
         penalty=cfgmod.build_penalty(cfg),
         progress=progress,
         run_dir=run,
+        monitor="val_loss" if validated else "loss",
         clip_grad_norm=float(train_cfg["clip_grad_norm"]) or None,
         clip_grad_value=float(train_cfg["clip_grad_value"]) or None,
         checkpoint_every=int(train_cfg["checkpoint_every"]) or None,  # 0: at epoch ends only
@@ -239,7 +244,8 @@ def _train_more_seeds(
         )
         member = RunDir.create(run.path / f"seed-{s}")
         print(f"gradwise: ensemble member seed {s} ({member.path})")
-        _make_trainer(cfg, model, loss, len(loader), member, progress=not no_progress).fit(
+        _make_trainer(cfg, model, loss, len(loader), member, progress=not no_progress,
+                      validated=val_loader is not None).fit(
             loader, val_loader, epochs=int(train_cfg["epochs"])
         )
         models.append(model)

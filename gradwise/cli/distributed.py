@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["abort", "communicator", "on_rank0", "prepare_model", "resume_source"]
 
 _active: Any = None  # the Communicator of this command, once built
+
+#: Seconds between printing an error and `MPI_Abort`, for the launcher to forward the message.
+ABORT_GRACE_S = 0.5
 
 
 def communicator(args: Any, cfg: Any) -> Any:
@@ -88,5 +92,10 @@ def resume_source(comm: Any) -> bool:
 def abort(code: int) -> None:
     """After an error was printed: end every rank of a distributed job (no-op for one process)."""
     if _active is not None and _active.size > 1:
+        sys.stdout.flush()
         sys.stderr.flush()
+        # The launcher forwards each rank's output from a pipe; MPI_Abort tears the job down at
+        # once and could lose what was just written (the error itself: seen in 2 of 10 runs of
+        # tests/cli/test_distributed.py's hung-rank test). Give it a moment to read the pipe.
+        time.sleep(ABORT_GRACE_S)
         _active.abort(code)

@@ -87,7 +87,6 @@ def test_collab_learner_needs_ratings() -> None:
         config.build_model(cfg, np.random.default_rng(0), {})
 
 
-@pytest.mark.filterwarnings("ignore:Trainer. monitor=.val_loss. needs a val_loader")
 def test_gradwise_train_end_to_end(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     code = main(["train", str(EXAMPLE), "--no-progress", "--set", f"data.path={json.dumps(str(folder))}",

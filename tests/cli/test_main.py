@@ -68,6 +68,21 @@ def test_spiral_run_writes_the_run_directory(tmp_path, capsys):
     assert all(p.stat().st_size > 1000 for p in (out_dir / "plots").glob("*.png"))
 
 
+@pytest.mark.parametrize(("val", "monitor"), [("0", "loss"), ("0.2", "val_loss")])
+def test_without_a_validation_split_the_best_checkpoint_is_by_training_loss(tmp_path, capsys, val, monitor):
+    # [data] val = 0: the CLI asks for monitor="loss" itself, instead of the Trainer's val_loss
+    # falling back to it with a warning about a val_loader the config chose not to have.
+    import warnings
+
+    out_dir = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code, _, err = _train([str(_write(tmp_path, SPIRAL)), "--out", str(out_dir), "--epochs", "2",
+                               "--set", f"data.val={val}"], capsys)
+    assert code == 0, err
+    assert json.loads((out_dir / "metrics.json").read_text())["monitor"] == monitor
+
+
 def test_same_seed_same_result(tmp_path, capsys):
     cfg = str(_write(tmp_path, SPIRAL))
     for name in ("a", "b"):
