@@ -128,7 +128,7 @@ def sgemm_gflops(size: int = 1024, budget_s: float = 0.3) -> float:
 
 
 def steadiness_probe(size: int = 384, calls: int = 15) -> float:
-    """The median rate (GFLOP/s) of `calls` float32 `a @ b` products of `size`^3, about 50 ms:
+    """The median rate (GFLOP/s) of `calls` float32 `a @ b` products of `size`^3 (10-20 ms):
     a reading of how fast the machine is right now, taken before each case.
 
     The median, not the best call: the probes are compared with each other, and a host whose

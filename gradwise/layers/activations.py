@@ -62,7 +62,7 @@ def _zeros_like(x: np.ndarray) -> np.ndarray | np.floating:
             flat = np.zeros(x.size, dtype=x.dtype)
             zeros = as_strided(flat, shape=x.shape, strides=like.strides, writeable=False)
     if len(_ZEROS) >= _ZEROS_ENTRIES:
-        _ZEROS.pop(next(iter(_ZEROS)))  # the oldest
+        _ZEROS.pop(next(iter(_ZEROS)), None)  # the oldest
     _ZEROS[key] = zeros  # the scalar too, so that a strided input does not allocate every call
     return zeros
 
