@@ -92,10 +92,10 @@ class CaseResult:
         if self.ours not in self.rows or self.peer not in self.rows:
             return None
         ours, peer = self.rows[self.ours], self.rows[self.peer]
-        pairs = [a / b for a, b in zip(ours, peer) if b > 0]
-        if len(ours) != len(peer) or not pairs:
+        if len(ours) != len(peer):
             return None
-        return median(pairs)
+        pairs = [a / b for a, b in zip(ours, peer) if b > 0]
+        return median(pairs) if pairs else None
 
     def metric(self, name: str) -> float | None:
         if name == "ratio":

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 # A run during which other processes kept more than this share of the CPUs busy is flagged.
 BUSY_THRESHOLD = 0.10
+# Steadiness probes whose fastest is more than this much faster than their slowest mark the run
+# unsteady (`steadiness_summary`).
+UNSTEADY_SPREAD = 0.25
 # CPU-tick capacity (ticks x CPUs) below which a run is too short to judge how busy the machine was.
 _MIN_TICKS = 40
 
@@ -158,6 +161,3 @@ def steadiness_summary(probes: Sequence[float]) -> tuple[str, bool]:
     line = f"{lo:.0f} / {mid:.0f} / {hi:.0f} GFLOP/s (min / median / max of {len(probes)}), spread {spread:.0%}"
     return line, spread > UNSTEADY_SPREAD
 
-
-#: Probes whose fastest is more than this much faster than their slowest mark the run unsteady.
-UNSTEADY_SPREAD = 0.25

@@ -45,14 +45,13 @@ def _layout(a: np.ndarray) -> str | tuple[int, ...]:
 
 def _zeros_like(x: np.ndarray) -> np.ndarray | np.floating:
     """Zeros to take the maximum of `x` against: a cached array laid out as `x`, else a scalar."""
-    zero = x.dtype.type(0)
     if x.size < _ZEROS_MIN_SIZE:
-        return zero
+        return x.dtype.type(0)
     key = (x.shape, _layout(x), x.dtype.char)
     zeros = _ZEROS.get(key)
     if zeros is not None:
         return zeros
-    zeros = zero
+    zeros = x.dtype.type(0)
     if x.nbytes <= _ZEROS_BYTES:
         like = np.empty_like(x)  # order "K": the memory layout of x when x is dense in any order
         if _layout(like) == key[1]:  # else x is a strided view no zero array matches: the scalar
